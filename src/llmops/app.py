@@ -1,0 +1,194 @@
+"""The composition root: builds every store, service and router, and maps errors to envelopes.
+
+``create_app(settings)`` is the only place that knows every part. Tests build apps through it with
+their own settings (tmp ``LLMOPS_HOME``, Postgres URL, config pointing at a fake upstream).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llmops import __version__
+from llmops.core.clock import Clock, SystemClock
+from llmops.core.db import create_db_engine, upgrade
+from llmops.core.errors import LlmopsError, RateLimitedError
+from llmops.core.http import create_http_client
+from llmops.core.settings import Settings
+from llmops.gateway import (
+    GatewayService,
+    OnnxEmbedder,
+    PriceTable,
+    ProviderFactory,
+    Router,
+    build_routes,
+    create_gateway_router,
+    load_gateway_config,
+)
+from llmops.gateway.http import bearer_token, json_response
+from llmops.projects import CreatedKey, Principal, ProjectService
+from llmops.projects._sql import SqlProjectStore
+from llmops.projects.http import create_projects_router
+from llmops.tracing import SpanRecorder, TraceService
+from llmops.tracing._sql import SqlTraceStore
+from llmops.tracing.http import create_tracing_router
+
+log = logging.getLogger("llmops")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    projects: ProjectService
+    traces: TraceService
+    recorder: SpanRecorder
+    gateway: GatewayService
+    embedder: OnnxEmbedder
+    factory: ProviderFactory
+    http: httpx.AsyncClient
+    bootstrap_key: CreatedKey | None
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, http_transport: httpx.AsyncBaseTransport | None = None
+) -> Services:
+    clock = clock or SystemClock()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.resolved_database_url())
+    upgrade(engine)
+    projects = ProjectService(SqlProjectStore(engine), clock=clock)
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    bootstrap_key = projects.bootstrap(admin_secret=admin)
+    trace_store = SqlTraceStore(engine)
+    recorder = SpanRecorder(trace_store, queue_size=settings.tracing.queue_size,
+                            batch_size=settings.tracing.batch_size,
+                            flush_interval_ms=settings.tracing.flush_interval_ms)
+    config = load_gateway_config(settings.config)
+    http = create_http_client(transport=http_transport)
+    embedder = OnnxEmbedder(threads=settings.local.embed_threads)
+    factory = ProviderFactory(http, settings.local, embedder)
+    router = Router(build_routes(config, factory, settings.gateway), config.router)
+    gateway = GatewayService(router, recorder, PriceTable(config.prices), settings.gateway, clock=clock,
+                             model_info={m.name: m.description for m in config.models})
+    return Services(settings, engine, projects, TraceService(trace_store), recorder, gateway, embedder,
+                    factory, http, bootstrap_key)
+
+
+def save_bootstrap_key(home: Path, created: CreatedKey) -> Path:
+    """Keep the first admin key for the local operator (mode 0600), so `make serve` can show it again."""
+    path = home / "admin_key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(created.secret + "\n")
+    return path
+
+
+def error_body(exc: LlmopsError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}}
+
+
+def error_response(exc: LlmopsError) -> Response:
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    if exc.code == "budget_exceeded" or (exc.status_code < 500 and not isinstance(exc, RateLimitedError)):
+        headers["x-should-retry"] = "false"
+    attempts = getattr(exc, "attempts", None)
+    if attempts:
+        headers["x-llmops-attempts"] = str(len(attempts))
+    return json_response(error_body(exc), headers, status_code=exc.status_code)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LlmopsError)
+    async def _llmops(_: Request, exc: LlmopsError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
+        from llmops.core.errors import InvalidInputError
+
+        return error_response(InvalidInputError(f"invalid {loc}: {err['msg']}", param=loc or None,
+                                                code="invalid_value"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and not request.url.path.startswith(("/v1", "/api")):
+            from llmops.web import not_found_page
+
+            return not_found_page(request)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error", "param": None, "code": code}}
+        return json_response(body, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:  # process boundary
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {"error": {"message": "internal server error", "type": "server_error", "param": None,
+                          "code": "internal_error"}}
+        return json_response(body, status_code=500)
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        svc.recorder.start()
+        for provider in svc.factory.providers:
+            warm = getattr(provider, "warm_up", None)
+            if warm is not None:
+                warm()
+        try:
+            yield
+        finally:
+            await svc.recorder.stop()
+            for provider in svc.factory.providers:
+                await provider.aclose()
+            await svc.http.aclose()
+            svc.engine.dispose()
+
+    app = FastAPI(title="llmops", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+                  redoc_url=None, openapi_url="/openapi.json")
+    app.state.services = svc
+
+    async def authenticate(request: Request) -> Principal:
+        return await svc.projects.authenticate(bearer_token(request) or request.cookies.get("llmops_key"))
+
+    app.include_router(create_gateway_router(svc.gateway, svc.projects,
+                                             max_body_bytes=settings.gateway.max_body_bytes))
+    app.include_router(create_tracing_router(svc.traces, authenticate))
+    app.include_router(create_projects_router(svc.projects, authenticate))
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness, with the span writer's counters")
+    async def readyz() -> dict[str, Any]:
+        stats = svc.recorder.stats
+        return {"status": "ok", "spans": {"recorded": stats.recorded, "written": stats.written,
+                                          "dropped": stats.dropped, "failed_batches": stats.failed_batches}}
+
+    from llmops.web import mount_web
+
+    mount_web(app, svc, authenticate)
+    _install_error_handlers(app)
+    return app

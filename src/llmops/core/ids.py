@@ -1,0 +1,39 @@
+"""Id factories. Trace and span ids follow W3C Trace Context (32 / 16 lower-case hex)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+
+def new_trace_id() -> str:
+    return os.urandom(16).hex()
+
+
+def new_span_id() -> str:
+    return os.urandom(8).hex()
+
+
+def new_id(prefix: str) -> str:
+    """A sortable, prefixed id: ``prefix_`` + 12 hex of milliseconds + 12 random hex."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def parse_traceparent(header: str | None) -> tuple[str, str] | None:
+    """Return (trace_id, parent_span_id) from a W3C ``traceparent`` header, or None when invalid."""
+    if not header:
+        return None
+    parts = header.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    trace_id, span_id = parts[1].lower(), parts[2].lower()
+    if len(trace_id) != 32 or len(span_id) != 16:
+        return None
+    try:
+        int(trace_id, 16), int(span_id, 16)
+    except ValueError:
+        return None
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id

