@@ -6,6 +6,7 @@ their own settings (tmp ``LLMOPS_HOME``, Postgres URL, config pointing at a fake
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -60,6 +61,7 @@ class Services:
     factory: ProviderFactory
     http: httpx.AsyncClient
     bootstrap_key: CreatedKey | None
+    loop: asyncio.AbstractEventLoop | None = None  # the serving loop, set at start-up
 
 
 def build_services(
@@ -73,18 +75,40 @@ def build_services(
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     bootstrap_key = projects.bootstrap(admin_secret=admin)
     trace_store = SqlTraceStore(engine)
-    recorder = SpanRecorder(trace_store, queue_size=settings.tracing.queue_size,
-                            batch_size=settings.tracing.batch_size,
-                            flush_interval_ms=settings.tracing.flush_interval_ms)
+    recorder = SpanRecorder(
+        trace_store,
+        queue_size=settings.tracing.queue_size,
+        batch_size=settings.tracing.batch_size,
+        flush_interval_ms=settings.tracing.flush_interval_ms,
+    )
     config = load_gateway_config(settings.config)
     http = create_http_client(transport=http_transport)
     embedder = OnnxEmbedder(threads=settings.local.embed_threads)
     factory = ProviderFactory(http, settings.local, embedder)
     router = Router(build_routes(config, factory, settings.gateway), config.router)
-    gateway = GatewayService(router, recorder, PriceTable(config.prices), settings.gateway, clock=clock,
-                             model_info={m.name: m.description for m in config.models})
-    return Services(settings, engine, projects, TraceService(trace_store), recorder, gateway, embedder,
-                    factory, http, bootstrap_key)
+    gateway = GatewayService(
+        router,
+        recorder,
+        PriceTable(config.prices),
+        settings.gateway,
+        clock=clock,
+        model_info={m.name: m.description for m in config.models},
+    )
+    return Services(
+        settings, engine, projects, TraceService(trace_store), recorder, gateway, embedder, factory, http, bootstrap_key
+    )
+
+
+def build_project_service(settings: Settings) -> ProjectService:
+    """Projects and keys only (the CLI's `keys` commands): migrates, never loads models."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.resolved_database_url())
+    upgrade(engine)
+    service = ProjectService(SqlProjectStore(engine))
+    created = service.bootstrap(admin_secret=settings.admin_key.get_secret_value() if settings.admin_key else None)
+    if created is not None:
+        save_bootstrap_key(settings.home, created)
+    return service
 
 
 def save_bootstrap_key(home: Path, created: CreatedKey) -> Path:
@@ -124,8 +148,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
         from llmops.core.errors import InvalidInputError
 
-        return error_response(InvalidInputError(f"invalid {loc}: {err['msg']}", param=loc or None,
-                                                code="invalid_value"))
+        return error_response(
+            InvalidInputError(f"invalid {loc}: {err['msg']}", param=loc or None, code="invalid_value")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -140,8 +165,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:  # process boundary
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = {"error": {"message": "internal server error", "type": "server_error", "param": None,
-                          "code": "internal_error"}}
+        body = {
+            "error": {
+                "message": "internal server error",
+                "type": "server_error",
+                "param": None,
+                "code": "internal_error",
+            }
+        }
         return json_response(body, status_code=500)
 
 
@@ -151,6 +182,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        svc.loop = asyncio.get_running_loop()
         svc.recorder.start()
         for provider in svc.factory.providers:
             warm = getattr(provider, "warm_up", None)
@@ -165,15 +197,20 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await svc.http.aclose()
             svc.engine.dispose()
 
-    app = FastAPI(title="llmops", version=__version__, lifespan=lifespan, docs_url="/api/docs",
-                  redoc_url=None, openapi_url="/openapi.json")
+    app = FastAPI(
+        title="llmops",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.services = svc
 
     async def authenticate(request: Request) -> Principal:
         return await svc.projects.authenticate(bearer_token(request) or request.cookies.get("llmops_key"))
 
-    app.include_router(create_gateway_router(svc.gateway, svc.projects,
-                                             max_body_bytes=settings.gateway.max_body_bytes))
+    app.include_router(create_gateway_router(svc.gateway, svc.projects, max_body_bytes=settings.gateway.max_body_bytes))
     app.include_router(create_tracing_router(svc.traces, authenticate))
     app.include_router(create_projects_router(svc.projects, authenticate))
 
@@ -184,8 +221,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @app.get("/readyz", tags=["health"], summary="Readiness, with the span writer's counters")
     async def readyz() -> dict[str, Any]:
         stats = svc.recorder.stats
-        return {"status": "ok", "spans": {"recorded": stats.recorded, "written": stats.written,
-                                          "dropped": stats.dropped, "failed_batches": stats.failed_batches}}
+        return {
+            "status": "ok",
+            "spans": {
+                "recorded": stats.recorded,
+                "written": stats.written,
+                "dropped": stats.dropped,
+                "failed_batches": stats.failed_batches,
+            },
+        }
 
     from llmops.web import mount_web
 

@@ -1,19 +1,19 @@
 """The one error tree of llmops. Services raise these; adapters map them once (see ``llmops.app``).
 
-    LlmopsError
-     ├── InvalidInputError (ValueError)     400  bad request body / parameter (``param`` names the field)
-     │    └── PayloadTooLargeError          413
-     ├── AuthenticationError                401  missing, unknown or revoked API key
-     ├── PermissionDeniedError              403  valid key, not allowed (e.g. admin-only)
-     ├── NotFoundError                      404  unknown id / model (``code`` says which)
-     ├── ConflictError                      409
-     ├── ConfigError                        500  invalid configuration (raised at start-up)
-     ├── RateLimitedError                   429  (``retry_after`` seconds)
-     │    └── BudgetExceededError           429  code ``budget_exceeded``, never retried by clients
-     ├── UpstreamError                      502  an upstream deployment failed (``provider``, ``status_code``,
-     │    │                                       ``attempts`` = what every deployment answered)
-     │    └── UpstreamTimeoutError          504
-     └── OverloadedError                    503  a bounded queue is full (``retry_after``)
+LlmopsError
+ ├── InvalidInputError (ValueError)     400  bad request body / parameter (``param`` names the field)
+ │    └── PayloadTooLargeError          413
+ ├── AuthenticationError                401  missing, unknown or revoked API key
+ ├── PermissionDeniedError              403  valid key, not allowed (e.g. admin-only)
+ ├── NotFoundError                      404  unknown id / model (``code`` says which)
+ ├── ConflictError                      409
+ ├── ConfigError                        500  invalid configuration (raised at start-up)
+ ├── RateLimitedError                   429  (``retry_after`` seconds)
+ │    └── BudgetExceededError           429  code ``budget_exceeded``, never retried by clients
+ ├── UpstreamError                      502  an upstream deployment failed (``provider``, ``status_code``,
+ │    │                                       ``attempts`` = what every deployment answered)
+ │    └── UpstreamTimeoutError          504
+ └── OverloadedError                    503  a bounded queue is full (``retry_after``)
 """
 
 from __future__ import annotations

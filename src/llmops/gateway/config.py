@@ -89,10 +89,16 @@ class GatewayConfig(BaseModel):
 
 def default_models() -> list[ModelConfig]:
     return [
-        ModelConfig(name="local", deployments=[DeploymentConfig(provider="local")],
-                    description="SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp, in process"),
-        ModelConfig(name="local-embed", deployments=[DeploymentConfig(provider="local-embed")],
-                    description="all-MiniLM-L6-v2 (int8 ONNX, 384 dims) on onnxruntime, in process"),
+        ModelConfig(
+            name="local",
+            deployments=[DeploymentConfig(provider="local")],
+            description="SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp, in process",
+        ),
+        ModelConfig(
+            name="local-embed",
+            deployments=[DeploymentConfig(provider="local-embed")],
+            description="all-MiniLM-L6-v2 (int8 ONNX, 384 dims) on onnxruntime, in process",
+        ),
     ]
 
 

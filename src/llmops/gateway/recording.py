@@ -91,8 +91,13 @@ def input_messages(messages: list[dict[str, Any]], limit: int) -> list[dict[str,
     out = []
     for m in messages:
         if m.get("role") == "tool":
-            parts = [{"type": "tool_call_response", "id": m.get("tool_call_id"),
-                      "response": _clip(str(m.get("content")), limit)}]
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": m.get("tool_call_id"),
+                    "response": _clip(str(m.get("content")), limit),
+                }
+            ]
         else:
             parts = _parts(m.get("content"), limit) + _tool_call_parts(m.get("tool_calls"))
         out.append({"role": m.get("role"), "parts": parts})
@@ -146,14 +151,28 @@ def build_span(
     if capture and body.get("tools"):
         attrs["gen_ai.tool.definitions"] = orjson.dumps(body["tools"]).decode()
     return Span(
-        trace_id=ctx.trace_id, span_id=ctx.span_id, parent_span_id=ctx.parent_span_id,
-        project_id=ctx.principal.project_id, name=f"{operation} {alias}",
-        kind="llm" if operation == "chat" else "embedding", start_ns=ctx.start_ns, end_ns=outcome.end_ns,
-        status=outcome.status, error=outcome.error, operation=operation,
-        provider=deployment.provider_name if deployment else None, request_model=alias,
-        response_model=outcome.response_model, input_tokens=outcome.input_tokens,
-        output_tokens=outcome.output_tokens, cost_usd=outcome.cost_usd, ttft_ms=outcome.ttft_ms,
-        user_id=ctx.user_id, session_id=ctx.session_id, key_id=ctx.principal.key_id, attributes=attrs,
+        trace_id=ctx.trace_id,
+        span_id=ctx.span_id,
+        parent_span_id=ctx.parent_span_id,
+        project_id=ctx.principal.project_id,
+        name=f"{operation} {alias}",
+        kind="llm" if operation == "chat" else "embedding",
+        start_ns=ctx.start_ns,
+        end_ns=outcome.end_ns,
+        status=outcome.status,
+        error=outcome.error,
+        operation=operation,
+        provider=deployment.provider_name if deployment else None,
+        request_model=alias,
+        response_model=outcome.response_model,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        ttft_ms=outcome.ttft_ms,
+        user_id=ctx.user_id,
+        session_id=ctx.session_id,
+        key_id=ctx.principal.key_id,
+        attributes=attrs,
         input=input_content if capture else None,
         output=outcome.output_messages if capture else None,
     )

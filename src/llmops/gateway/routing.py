@@ -78,7 +78,8 @@ class Router:
         except KeyError:
             raise NotFoundError(
                 f"The model {alias!r} does not exist or you do not have access to it.",
-                param="model", code="model_not_found",
+                param="model",
+                code="model_not_found",
             ) from None
 
     async def run(self, alias: str, call: Callable[[Deployment], Awaitable[T]]) -> Routed[T]:
@@ -92,8 +93,9 @@ class Router:
                         value = await call(dep)
                     return Routed(value, dep, attempts)
                 except TimeoutError:
-                    last = UpstreamTimeoutError(f"deployment {dep.name!r} timed out after {dep.timeout_s}s",
-                                                provider=dep.provider_name)
+                    last = UpstreamTimeoutError(
+                        f"deployment {dep.name!r} timed out after {dep.timeout_s}s", provider=dep.provider_name
+                    )
                 except UpstreamError as exc:
                     last = exc
                 attempts.append(_attempt(dep, last, started))
@@ -124,8 +126,9 @@ class Router:
             try:
                 first = await anext(stream)
             except StopAsyncIteration:
-                raise UpstreamError(f"deployment {dep.name!r} sent an empty stream",
-                                    provider=dep.provider_name) from None
+                raise UpstreamError(
+                    f"deployment {dep.name!r} sent an empty stream", provider=dep.provider_name
+                ) from None
             except BaseException:
                 await _aclose(stream)
                 raise
@@ -158,11 +161,19 @@ def _final(exc: UpstreamError, attempts: list[Attempt], *, client_error: bool) -
         err.attempts = attempts  # type: ignore[attr-defined]
         return err
     if exc.upstream_status == 429:
-        rl = RateLimitedError(f"all deployments are rate limited: {exc.message}", retry_after=exc.retry_after,
-                              code="upstream_rate_limited")
+        rl = RateLimitedError(
+            f"all deployments are rate limited: {exc.message}",
+            retry_after=exc.retry_after,
+            code="upstream_rate_limited",
+        )
         rl.attempts = attempts  # type: ignore[attr-defined]
         return rl
     cls = UpstreamTimeoutError if isinstance(exc, UpstreamTimeoutError) else UpstreamError
     n = len(attempts)
-    return cls(f"all {n} attempt(s) failed; last: {exc.message}", provider=exc.provider,
-               upstream_status=exc.upstream_status, attempts=attempts, code=exc.code)
+    return cls(
+        f"all {n} attempt(s) failed; last: {exc.message}",
+        provider=exc.provider,
+        upstream_status=exc.upstream_status,
+        attempts=attempts,
+        code=exc.code,
+    )

@@ -41,7 +41,9 @@ class ResponseFormat(BaseModel):
 
     @model_validator(mode="after")
     def _schema_required(self) -> ResponseFormat:
-        if self.type == "json_schema" and not (self.json_schema and isinstance(self.json_schema.get("schema", {}), dict)):
+        if self.type == "json_schema" and not (
+            self.json_schema and isinstance(self.json_schema.get("schema", {}), dict)
+        ):
             raise ValueError("json_schema response_format needs json_schema.schema")
         return self
 

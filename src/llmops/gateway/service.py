@@ -56,8 +56,14 @@ def error_event(exc: LlmopsError) -> bytes:
 
 class GatewayService:
     def __init__(
-        self, router: Router, recorder: SpanRecorder, prices: PriceTable, settings: GatewaySettings,
-        *, clock: Clock | None = None, model_info: dict[str, str | None] | None = None,
+        self,
+        router: Router,
+        recorder: SpanRecorder,
+        prices: PriceTable,
+        settings: GatewaySettings,
+        *,
+        clock: Clock | None = None,
+        model_info: dict[str, str | None] | None = None,
     ) -> None:
         self._router = router
         self._recorder = recorder
@@ -68,8 +74,13 @@ class GatewayService:
 
     def list_models(self) -> list[dict[str, Any]]:
         return [
-            {"id": alias, "object": "model", "created": 0, "owned_by": "llmops",
-             "description": self._model_info.get(alias)}
+            {
+                "id": alias,
+                "object": "model",
+                "created": 0,
+                "owned_by": "llmops",
+                "description": self._model_info.get(alias),
+            }
             for alias in self._router.aliases
         ]
 
@@ -78,27 +89,52 @@ class GatewayService:
         return next(m for m in self.list_models() if m["id"] == alias)
 
     def _headers(self, ctx: CallContext, dep: Deployment | None, attempts: list[Attempt]) -> dict[str, str]:
-        h = {"x-request-id": ctx.request_id, "x-llmops-trace-id": ctx.trace_id,
-             "x-llmops-attempts": str(len(attempts) + 1)}
+        h = {
+            "x-request-id": ctx.request_id,
+            "x-llmops-trace-id": ctx.trace_id,
+            "x-llmops-attempts": str(len(attempts) + 1),
+        }
         if dep is not None:
             h["x-llmops-deployment"] = dep.name
         return h
 
-    def _record(self, ctx: CallContext, op: str, alias: str, body: dict[str, Any], dep: Deployment | None,
-                attempts: list[Attempt], outcome: CallOutcome, content: Any) -> None:
+    def _record(
+        self,
+        ctx: CallContext,
+        op: str,
+        alias: str,
+        body: dict[str, Any],
+        dep: Deployment | None,
+        attempts: list[Attempt],
+        outcome: CallOutcome,
+        content: Any,
+    ) -> None:
         if dep is not None and outcome.input_tokens is not None:
             outcome.cost_usd = self._prices.cost(
-                provider_kind=dep.kind, model=dep.upstream_model, input_tokens=outcome.input_tokens,
-                output_tokens=outcome.output_tokens or 0, cached_tokens=outcome.cached_tokens or 0,
+                provider_kind=dep.kind,
+                model=dep.upstream_model,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens or 0,
+                cached_tokens=outcome.cached_tokens or 0,
             )
         outcome.end_ns = outcome.end_ns or self._clock.now_ns()
-        self._recorder.record(build_span(
-            ctx, operation=op, alias=alias, body=body, deployment=dep, attempts=attempts, outcome=outcome,
-            capture=self._settings.capture_content, input_content=content,
-        ))
+        self._recorder.record(
+            build_span(
+                ctx,
+                operation=op,
+                alias=alias,
+                body=body,
+                deployment=dep,
+                attempts=attempts,
+                outcome=outcome,
+                capture=self._settings.capture_content,
+                input_content=content,
+            )
+        )
 
-    def _fail(self, ctx: CallContext, op: str, alias: str, body: dict[str, Any], exc: LlmopsError,
-              content: Any) -> None:
+    def _fail(
+        self, ctx: CallContext, op: str, alias: str, body: dict[str, Any], exc: LlmopsError, content: Any
+    ) -> None:
         outcome = CallOutcome(status="error", error=exc.message, error_type=exc.code or type(exc).__name__)
         self._record(ctx, op, alias, body, None, list(getattr(exc, "attempts", [])), outcome, content)
 
@@ -142,13 +178,22 @@ class GatewayService:
         first, rest = routed.value
         outcome = CallOutcome(ttft_ms=round((time.perf_counter() - started) * 1000, 3))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        events = self._relay(ctx, req.model, raw, routed.deployment, routed.attempts, outcome, content,
-                             first, rest, include_usage)
+        events = self._relay(
+            ctx, req.model, raw, routed.deployment, routed.attempts, outcome, content, first, rest, include_usage
+        )
         return StreamReply(self._headers(ctx, routed.deployment, routed.attempts), events)
 
     async def _relay(
-        self, ctx: CallContext, alias: str, raw: dict[str, Any], dep: Deployment, attempts: list[Attempt],
-        outcome: CallOutcome, content: Any, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]],
+        self,
+        ctx: CallContext,
+        alias: str,
+        raw: dict[str, Any],
+        dep: Deployment,
+        attempts: list[Attempt],
+        outcome: CallOutcome,
+        content: Any,
+        first: dict[str, Any],
+        rest: AsyncIterator[dict[str, Any]],
         include_usage: bool,
     ) -> AsyncIterator[bytes]:
         acc = _StreamAccumulator()
@@ -176,19 +221,30 @@ class GatewayService:
         req: EmbeddingRequest = parse(EmbeddingRequest, raw)
         texts = req.texts()
         try:
-            routed = await self._router.run(req.model, lambda d: d.provider.embed(
-                texts, model=d.upstream_model, dimensions=req.dimensions, timeout_s=d.timeout_s))
+            routed = await self._router.run(
+                req.model,
+                lambda d: d.provider.embed(
+                    texts, model=d.upstream_model, dimensions=req.dimensions, timeout_s=d.timeout_s
+                ),
+            )
         except LlmopsError as exc:
             self._fail(ctx, "embeddings", req.model, raw, exc, None)
             raise
         vectors, tokens = routed.value
-        data = [{"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
-                for i, v in enumerate(vectors)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
+            for i, v in enumerate(vectors)
+        ]
         outcome = CallOutcome(response_model=req.model, input_tokens=tokens, output_tokens=0)
-        self._record(ctx, "embeddings", req.model, {"model": req.model}, routed.deployment, routed.attempts,
-                     outcome, None)
-        body = {"object": "list", "data": data, "model": req.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        self._record(
+            ctx, "embeddings", req.model, {"model": req.model}, routed.deployment, routed.attempts, outcome, None
+        )
+        body = {
+            "object": "list",
+            "data": data,
+            "model": req.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
         return Reply(body, self._headers(ctx, routed.deployment, routed.attempts))
 
 
@@ -230,7 +286,9 @@ class _StreamAccumulator:
                 self.text.append(delta["content"])
                 self.chars += len(delta["content"])
             for tc in delta.get("tool_calls") or []:
-                slot = self.tool_calls.setdefault(int(tc.get("index", 0)), {"id": None, "function": {"name": None, "arguments": ""}})
+                slot = self.tool_calls.setdefault(
+                    int(tc.get("index", 0)), {"id": None, "function": {"name": None, "arguments": ""}}
+                )
                 slot["id"] = tc.get("id") or slot["id"]
                 fn = tc.get("function") or {}
                 slot["function"]["name"] = fn.get("name") or slot["function"]["name"]
@@ -248,6 +306,10 @@ class _StreamAccumulator:
             prompt_chars = sum(len(str(m.get("content") or "")) for m in raw.get("messages", []))
             outcome.input_tokens, outcome.output_tokens = prompt_chars // 4 + 1, self.chars // 4 + 1
             outcome.usage_estimated = True
-        message = {"content": "".join(self.text) or None,
-                   "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)] or None}
-        outcome.output_messages = [output_message(message, outcome.finish_reasons[0] if outcome.finish_reasons else None, limit)]
+        message = {
+            "content": "".join(self.text) or None,
+            "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)] or None,
+        }
+        outcome.output_messages = [
+            output_message(message, outcome.finish_reasons[0] if outcome.finish_reasons else None, limit)
+        ]

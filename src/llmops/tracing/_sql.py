@@ -23,10 +23,19 @@ traces = sa.Table(
     *(
         sa.Column(name, typ, primary_key=(name == "trace_id"))
         for name, typ in [
-            ("trace_id", sa.String), ("project_id", sa.String), ("name", sa.String),
-            ("start_ns", sa.BigInteger), ("end_ns", sa.BigInteger), ("status", sa.String),
-            ("user_id", sa.String), ("session_id", sa.String), ("model", sa.String), ("key_id", sa.String),
-            ("input_tokens", sa.BigInteger), ("output_tokens", sa.BigInteger), ("cost_usd", sa.Float),
+            ("trace_id", sa.String),
+            ("project_id", sa.String),
+            ("name", sa.String),
+            ("start_ns", sa.BigInteger),
+            ("end_ns", sa.BigInteger),
+            ("status", sa.String),
+            ("user_id", sa.String),
+            ("session_id", sa.String),
+            ("model", sa.String),
+            ("key_id", sa.String),
+            ("input_tokens", sa.BigInteger),
+            ("output_tokens", sa.BigInteger),
+            ("cost_usd", sa.Float),
             ("span_count", sa.Integer),
         ]
     ),
@@ -39,12 +48,28 @@ spans = sa.Table(
     *(
         sa.Column(name, typ)
         for name, typ in [
-            ("project_id", sa.String), ("parent_span_id", sa.String), ("name", sa.String), ("kind", sa.String),
-            ("start_ns", sa.BigInteger), ("end_ns", sa.BigInteger), ("status", sa.String), ("error", sa.Text),
-            ("operation", sa.String), ("provider", sa.String), ("request_model", sa.String),
-            ("response_model", sa.String), ("input_tokens", sa.BigInteger), ("output_tokens", sa.BigInteger),
-            ("cost_usd", sa.Float), ("ttft_ms", sa.Float), ("user_id", sa.String), ("session_id", sa.String),
-            ("key_id", sa.String), ("attributes", sa.Text), ("input", sa.Text), ("output", sa.Text),
+            ("project_id", sa.String),
+            ("parent_span_id", sa.String),
+            ("name", sa.String),
+            ("kind", sa.String),
+            ("start_ns", sa.BigInteger),
+            ("end_ns", sa.BigInteger),
+            ("status", sa.String),
+            ("error", sa.Text),
+            ("operation", sa.String),
+            ("provider", sa.String),
+            ("request_model", sa.String),
+            ("response_model", sa.String),
+            ("input_tokens", sa.BigInteger),
+            ("output_tokens", sa.BigInteger),
+            ("cost_usd", sa.Float),
+            ("ttft_ms", sa.Float),
+            ("user_id", sa.String),
+            ("session_id", sa.String),
+            ("key_id", sa.String),
+            ("attributes", sa.Text),
+            ("input", sa.Text),
+            ("output", sa.Text),
         ]
     ),
 )
@@ -81,22 +106,24 @@ def _aggregate(new: list[Span]) -> list[dict[str, Any]]:
     rows = []
     for trace_id, group in by_trace.items():
         root = next((s for s in group if s.parent_span_id is None), None) or min(group, key=lambda s: s.start_ns)
-        rows.append({
-            "trace_id": trace_id,
-            "project_id": group[0].project_id,
-            "name": root.name,
-            "start_ns": min(s.start_ns for s in group),
-            "end_ns": max(s.end_ns for s in group),
-            "status": "error" if any(s.status == "error" for s in group) else "ok",
-            "user_id": next((s.user_id for s in group if s.user_id), None),
-            "session_id": next((s.session_id for s in group if s.session_id), None),
-            "model": next((s.request_model for s in group if s.request_model), None),
-            "key_id": next((s.key_id for s in group if s.key_id), None),
-            "input_tokens": sum(s.input_tokens or 0 for s in group),
-            "output_tokens": sum(s.output_tokens or 0 for s in group),
-            "cost_usd": sum(s.cost_usd or 0.0 for s in group),
-            "span_count": len(group),
-        })
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "project_id": group[0].project_id,
+                "name": root.name,
+                "start_ns": min(s.start_ns for s in group),
+                "end_ns": max(s.end_ns for s in group),
+                "status": "error" if any(s.status == "error" for s in group) else "ok",
+                "user_id": next((s.user_id for s in group if s.user_id), None),
+                "session_id": next((s.session_id for s in group if s.session_id), None),
+                "model": next((s.request_model for s in group if s.request_model), None),
+                "key_id": next((s.key_id for s in group if s.key_id), None),
+                "input_tokens": sum(s.input_tokens or 0 for s in group),
+                "output_tokens": sum(s.output_tokens or 0 for s in group),
+                "cost_usd": sum(s.cost_usd or 0.0 for s in group),
+                "span_count": len(group),
+            }
+        )
     return rows
 
 
@@ -199,8 +226,6 @@ class SqlTraceStore:
             sa.func.coalesce(s.output_tokens, 0),
             sa.func.coalesce(s.cost_usd, 0.0),
             group,
-        ).where(
-            s.project_id == project_id, s.start_ns >= start_ns, s.start_ns < end_ns, s.operation.is_not(None)
-        )
+        ).where(s.project_id == project_id, s.start_ns >= start_ns, s.start_ns < end_ns, s.operation.is_not(None))
         with self._engine.connect() as conn:
             return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]

@@ -51,8 +51,9 @@ def create_tracing_router(service: TraceService, authenticate: Authenticate) -> 
         limit: int = Query(50, ge=1, le=200),
     ) -> dict[str, Any]:
         who = await authenticate(request)
-        flt = TraceFilter(parse_time_ns(start, param="start"), parse_time_ns(end, param="end"),
-                          model, status, user, session)
+        flt = TraceFilter(
+            parse_time_ns(start, param="start"), parse_time_ns(end, param="end"), model, status, user, session
+        )
         page = await service.list_traces(who.project_id, flt, cursor=cursor, limit=limit)
         return {"data": [trace_json(t) for t in page.items], "next_cursor": page.next_cursor}
 

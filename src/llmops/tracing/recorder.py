@@ -78,8 +78,10 @@ class SpanRecorder:
                 if timeout <= 0 and self._queue.empty():
                     break
                 try:
-                    item = self._queue.get_nowait() if not self._queue.empty() else await asyncio.wait_for(
-                        self._queue.get(), timeout=max(timeout, 0)
+                    item = (
+                        self._queue.get_nowait()
+                        if not self._queue.empty()
+                        else await asyncio.wait_for(self._queue.get(), timeout=max(timeout, 0))
                     )
                 except TimeoutError:
                     break

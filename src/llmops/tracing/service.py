@@ -90,8 +90,7 @@ class TraceService:
             by_group[r[6]].append(r)
         n_buckets = math.ceil((query.end_ns - query.start_ns) / bucket_ns)
         series = [
-            {"start_ns": query.start_ns + i * bucket_ns, **_summarise(by_bucket.get(i, []))}
-            for i in range(n_buckets)
+            {"start_ns": query.start_ns + i * bucket_ns, **_summarise(by_bucket.get(i, []))} for i in range(n_buckets)
         ]
         result: dict[str, Any] = {"totals": _summarise(rows), "series": series, "bucket_s": query.bucket_s}
         if query.group_by:

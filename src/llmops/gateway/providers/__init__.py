@@ -35,8 +35,10 @@ class ProviderFactory:
             if key not in self._shared:
                 path = dep.model_path or self._local.model_path
                 self._shared[key] = LlamaCppProvider(
-                    None if path is None else Path(path), threads=self._local.threads,
-                    context_size=dep.context_window or self._local.context_size, queue_size=self._local.queue_size,
+                    None if path is None else Path(path),
+                    threads=self._local.threads,
+                    context_size=dep.context_window or self._local.context_size,
+                    queue_size=self._local.queue_size,
                 )
                 self.providers.append(self._shared[key])
             return self._shared[key], None
@@ -51,8 +53,9 @@ class ProviderFactory:
         if dep.provider == "openai":
             host = urlparse(base).hostname or ""
             name = "openai" if host.endswith("openai.com") else _guess_name(host)
-            provider = OpenAIProvider(self._http, base_url=base, api_key=secret, provider_name=name,
-                                      supports_tools=dep.supports_tools)
+            provider = OpenAIProvider(
+                self._http, base_url=base, api_key=secret, provider_name=name, supports_tools=dep.supports_tools
+            )
         else:
             from llmops.gateway.providers.anthropic import AnthropicProvider
 
@@ -76,15 +79,17 @@ def build_routes(
         deployments = []
         for i, dep in enumerate(model.deployments):
             provider, address = factory.build(dep)
-            deployments.append(Deployment(
-                name=dep.name or f"{model.name}#{i + 1}:{dep.provider}",
-                alias=model.name,
-                kind=dep.provider,
-                upstream_model=dep.model or model.name,
-                provider=provider,
-                timeout_s=dep.timeout_s or settings.default_timeout_s,
-                retries=dep.retries if dep.retries is not None else config.router.retries,
-                server_address=address,
-            ))
+            deployments.append(
+                Deployment(
+                    name=dep.name or f"{model.name}#{i + 1}:{dep.provider}",
+                    alias=model.name,
+                    kind=dep.provider,
+                    upstream_model=dep.model or model.name,
+                    provider=provider,
+                    timeout_s=dep.timeout_s or settings.default_timeout_s,
+                    retries=dep.retries if dep.retries is not None else config.router.retries,
+                    server_address=address,
+                )
+            )
         routes[model.name] = deployments
     return routes

@@ -104,9 +104,7 @@ class LlamaCppProvider:
         result["id"] = "chatcmpl-" + uuid.uuid4().hex
         return result
 
-    async def stream_chat(
-        self, body: dict[str, Any], *, model: str, timeout_s: float
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def stream_chat(self, body: dict[str, Any], *, model: str, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
         kw = self._kwargs(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self._admit()
@@ -150,10 +148,14 @@ class LlamaCppProvider:
                 completion_tokens += 1
             yield chunk
         prompt_tokens = max(0, int(llm.n_tokens) - completion_tokens)
-        yield {"object": "usage", "usage": {
-            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }}
+        yield {
+            "object": "usage",
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

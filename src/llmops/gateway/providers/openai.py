@@ -39,18 +39,21 @@ class OpenAIProvider:
             raise UpstreamError(f"upstream {self.provider_name} sent no choices", provider=self.provider_name)
         return data
 
-    async def stream_chat(
-        self, body: dict[str, Any], *, model: str, timeout_s: float
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def stream_chat(self, body: dict[str, Any], *, model: str, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
         payload = {**body, "model": model, "stream": True}
         try:
             async with self._client.stream(
-                "POST", self._base + "/chat/completions", content=orjson.dumps(payload),
-                headers=self._headers, timeout=httpx.Timeout(timeout_s),
+                "POST",
+                self._base + "/chat/completions",
+                content=orjson.dumps(payload),
+                headers=self._headers,
+                timeout=httpx.Timeout(timeout_s),
             ) as resp:
                 if resp.status_code >= 400:
                     raw = await resp.aread()
-                    raise upstream_http_error(self.provider_name, resp.status_code, raw, resp.headers.get("retry-after"))
+                    raise upstream_http_error(
+                        self.provider_name, resp.status_code, raw, resp.headers.get("retry-after")
+                    )
                 async for chunk in _parse_sse(resp, self.provider_name):
                     yield chunk
         except httpx.TimeoutException as exc:
@@ -58,7 +61,8 @@ class OpenAIProvider:
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 f"upstream {self.provider_name} connection failed: {type(exc).__name__}",
-                provider=self.provider_name, code="upstream_connection_error",
+                provider=self.provider_name,
+                code="upstream_connection_error",
             ) from exc
 
     async def embed(
@@ -72,13 +76,17 @@ class OpenAIProvider:
             rows = sorted(data["data"], key=lambda d: d["index"])
             return [r["embedding"] for r in rows], int(data.get("usage", {}).get("prompt_tokens", 0))
         except (KeyError, TypeError) as exc:
-            raise UpstreamError(f"upstream {self.provider_name} sent a malformed embedding", provider=self.provider_name) from exc
+            raise UpstreamError(
+                f"upstream {self.provider_name} sent a malformed embedding", provider=self.provider_name
+            ) from exc
 
     async def _post_json(self, path: str, payload: dict[str, Any], timeout_s: float) -> Any:
         try:
             async with asyncio.timeout(timeout_s):
                 resp = await self._client.post(
-                    self._base + path, content=orjson.dumps(payload), headers=self._headers,
+                    self._base + path,
+                    content=orjson.dumps(payload),
+                    headers=self._headers,
                     timeout=httpx.Timeout(timeout_s),
                 )
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -86,14 +94,19 @@ class OpenAIProvider:
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 f"upstream {self.provider_name} connection failed: {type(exc).__name__}",
-                provider=self.provider_name, code="upstream_connection_error",
+                provider=self.provider_name,
+                code="upstream_connection_error",
             ) from exc
         if resp.status_code >= 400:
-            raise upstream_http_error(self.provider_name, resp.status_code, resp.content, resp.headers.get("retry-after"))
+            raise upstream_http_error(
+                self.provider_name, resp.status_code, resp.content, resp.headers.get("retry-after")
+            )
         try:
             return orjson.loads(resp.content)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"upstream {self.provider_name} sent malformed JSON", provider=self.provider_name) from exc
+            raise UpstreamError(
+                f"upstream {self.provider_name} sent malformed JSON", provider=self.provider_name
+            ) from exc
 
     async def aclose(self) -> None:
         return None
@@ -115,10 +128,12 @@ async def _parse_sse(resp: httpx.Response, provider: str) -> AsyncIterator[dict[
         if isinstance(chunk, dict) and "error" in chunk:
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise UpstreamError(
-                f"upstream {provider} stream error: {str(err.get('message'))[:300]}", provider=provider,
+                f"upstream {provider} stream error: {str(err.get('message'))[:300]}",
+                provider=provider,
                 code="upstream_stream_error",
             )
         yield chunk
     if not done:
-        raise UpstreamError(f"upstream {provider} stream ended without [DONE]", provider=provider,
-                            code="upstream_stream_truncated")
+        raise UpstreamError(
+            f"upstream {provider} stream ended without [DONE]", provider=provider, code="upstream_stream_truncated"
+        )

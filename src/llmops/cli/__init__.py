@@ -1,0 +1,1 @@
+"""Command-line interface: one module per command group; calls services or the HTTP API, never stores."""

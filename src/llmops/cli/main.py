@@ -1,0 +1,26 @@
+"""``llmops`` entry point: the root group and shared options."""
+
+from __future__ import annotations
+
+import click
+
+from llmops import __version__
+from llmops.cli.client import chat, models
+from llmops.cli.keys import keys
+from llmops.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llmops")
+def cli() -> None:
+    """llmops: self-hosted LLMOps platform (gateway, traces, prompts, evals, RAG health, cost)."""
+
+
+cli.add_command(serve)
+cli.add_command(keys)
+cli.add_command(models)
+cli.add_command(chat)
+
+
+def main() -> None:
+    cli()
