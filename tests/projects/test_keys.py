@@ -33,9 +33,9 @@ def test_cli_keys_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ig
     assert runner.invoke(cli, ["keys", "revoke", lines["key_id"]]).exit_code == 0
     assert "revoked" in runner.invoke(cli, ["keys", "list"]).output
     again = runner.invoke(cli, ["keys", "revoke", lines["key_id"]])
-    assert again.exit_code == 1 and "no active key" in again.output
+    assert again.exit_code == 1 and "no active key" in again.stderr
     missing = runner.invoke(cli, ["keys", "create", "--project", "ghost", "--name", "x"])
-    assert missing.exit_code == 1 and "'ghost' does not exist" in missing.output
+    assert missing.exit_code == 1 and "'ghost' does not exist" in missing.stderr
 
 
 def test_keys_api_is_admin_only_and_project_scoped(server: RunningServer) -> None:
