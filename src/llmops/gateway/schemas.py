@@ -98,6 +98,14 @@ class EmbeddingRequest(BaseModel):
         return [str(i) for i in items]
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def _is_type_tag(part: object) -> bool:
+    """pydantic puts union member names (``str``, ``list[...]``, ``function-after[...]``) into error paths."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "-" in part)
+
+
 def parse(model: type[BaseModel], data: Any) -> Any:
     """Validate into ``model``; the first error becomes an InvalidInputError naming its field."""
     if not isinstance(data, dict):
@@ -106,6 +114,6 @@ def parse(model: type[BaseModel], data: Any) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[", "str", "list[")))
+        loc = ".".join(str(p) for p in err["loc"] if not _is_type_tag(p))
         kind = "is required" if err["type"] == "missing" else err["msg"]
         raise InvalidInputError(f"invalid {loc or 'body'}: {kind}", param=loc or None, code="invalid_value") from exc
