@@ -98,3 +98,12 @@ def fake_config(fake: FakeUpstream, *models: dict[str, Any], **router: Any) -> d
 def openai_dep(fake: FakeUpstream, model: str, **extra: Any) -> dict[str, Any]:
     return {"provider": "openai", "base_url": fake.base_url + "/v1", "api_key": "upstream-secret", "model": model,
             **extra}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session (started on a free port, stopped at the end)."""
+    from tests.support.postgres import running_postgres
+
+    with running_postgres() as url:
+        yield url
