@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -25,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from llmops import __version__
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.db import create_db_engine, upgrade
-from llmops.core.errors import LlmopsError, RateLimitedError
-from llmops.core.http import create_http_client
+from llmops.core.errors import InvalidInputError, LlmopsError, error_envelope
+from llmops.core.http import HttpClient, create_http_client
 from llmops.core.settings import Settings
 from llmops.gateway import (
     GatewayService,
@@ -38,7 +37,7 @@ from llmops.gateway import (
     create_gateway_router,
     load_gateway_config,
 )
-from llmops.gateway.http import bearer_token, json_response
+from llmops.gateway.http import GatewayFastPath, bearer_token, json_response
 from llmops.projects import CreatedKey, Principal, ProjectService
 from llmops.projects._sql import SqlProjectStore
 from llmops.projects.http import create_projects_router
@@ -59,14 +58,12 @@ class Services:
     gateway: GatewayService
     embedder: OnnxEmbedder
     factory: ProviderFactory
-    http: httpx.AsyncClient
+    http: HttpClient
     bootstrap_key: CreatedKey | None
     loop: asyncio.AbstractEventLoop | None = None  # the serving loop, set at start-up
 
 
-def build_services(
-    settings: Settings, *, clock: Clock | None = None, http_transport: httpx.AsyncBaseTransport | None = None
-) -> Services:
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.resolved_database_url())
@@ -82,7 +79,7 @@ def build_services(
         flush_interval_ms=settings.tracing.flush_interval_ms,
     )
     config = load_gateway_config(settings.config)
-    http = create_http_client(transport=http_transport)
+    http = create_http_client()
     embedder = OnnxEmbedder(threads=settings.local.embed_threads)
     factory = ProviderFactory(http, settings.local, embedder)
     router = Router(build_routes(config, factory, settings.gateway), config.router)
@@ -120,21 +117,9 @@ def save_bootstrap_key(home: Path, created: CreatedKey) -> Path:
     return path
 
 
-def error_body(exc: LlmopsError) -> dict[str, Any]:
-    return {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}}
-
-
 def error_response(exc: LlmopsError) -> Response:
-    headers: dict[str, str] = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["retry-after"] = str(max(1, round(retry_after)))
-    if exc.code == "budget_exceeded" or (exc.status_code < 500 and not isinstance(exc, RateLimitedError)):
-        headers["x-should-retry"] = "false"
-    attempts = getattr(exc, "attempts", None)
-    if attempts:
-        headers["x-llmops-attempts"] = str(len(attempts))
-    return json_response(error_body(exc), headers, status_code=exc.status_code)
+    status, headers, body = error_envelope(exc)
+    return json_response(body, headers, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -146,8 +131,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
-        from llmops.core.errors import InvalidInputError
-
         return error_response(
             InvalidInputError(f"invalid {loc}: {err['msg']}", param=loc or None, code="invalid_value")
         )
@@ -208,9 +191,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = svc
 
     async def authenticate(request: Request) -> Principal:
-        return await svc.projects.authenticate(bearer_token(request) or request.cookies.get("llmops_key"))
+        return await svc.projects.authenticate(bearer_token(request.headers) or request.cookies.get("llmops_key"))
 
-    app.include_router(create_gateway_router(svc.gateway, svc.projects, max_body_bytes=settings.gateway.max_body_bytes))
+    app.include_router(create_gateway_router(svc.gateway, svc.projects))
+    app.add_middleware(
+        GatewayFastPath, service=svc.gateway, projects=svc.projects, max_body_bytes=settings.gateway.max_body_bytes
+    )
     app.include_router(create_tracing_router(svc.traces, authenticate))
     app.include_router(create_projects_router(svc.projects, authenticate))
 

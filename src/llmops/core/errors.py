@@ -143,3 +143,19 @@ class UpstreamError(LlmopsError):
 class UpstreamTimeoutError(UpstreamError):
     status_code = 504
     default_code = "upstream_timeout"
+
+
+def error_envelope(exc: LlmopsError) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """(status, headers, body) of the one error envelope, shaped like OpenAI's on every surface:
+    ``{"error": {"message", "type", "param", "code"}}``."""
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    if exc.code == "budget_exceeded" or (exc.status_code < 500 and not isinstance(exc, RateLimitedError)):
+        headers["x-should-retry"] = "false"
+    attempts = getattr(exc, "attempts", None)
+    if attempts:
+        headers["x-llmops-attempts"] = str(len(attempts))
+    body = {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}}
+    return exc.status_code, headers, body

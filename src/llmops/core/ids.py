@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import time
 
 
@@ -17,7 +16,7 @@ def new_span_id() -> str:
 
 def new_id(prefix: str) -> str:
     """A sortable, prefixed id: ``prefix_`` + 12 hex of milliseconds + 12 random hex."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    return f"{prefix}_{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
 
 
 def parse_traceparent(header: str | None) -> tuple[str, str] | None:

@@ -28,6 +28,8 @@ class ProjectService:
         self._store = store
         self._clock = clock or SystemClock()
         self._auth_cache: dict[str, tuple[float, Principal | None]] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def bootstrap(self, *, admin_secret: str | None = None) -> CreatedKey | None:
         """On first start create project ``default`` and an admin key; returns it (once) or None."""
@@ -96,7 +98,9 @@ class ProjectService:
         return principal
 
     async def authenticate(self, secret: str | None) -> Principal:
-        """Resolve a raw key; cached in memory so the hot path rarely touches the database."""
+        """Resolve a raw key. Answers from memory: an entry older than the TTL is still used while one
+        background refresh re-reads it (so revocation reaches every process within ~TTL, and a burst of
+        requests never queues on the database)."""
         if not secret:
             raise AuthenticationError(
                 "You didn't provide an API key. Use 'Authorization: Bearer <key>'.", code="missing_api_key"
@@ -105,10 +109,23 @@ class ProjectService:
             raise AuthenticationError("Incorrect API key provided.")
         digest = hash_key(secret)
         cached = self._auth_cache.get(digest)
-        if cached is not None and cached[0] > time.monotonic():
-            if cached[1] is None:
-                raise AuthenticationError("Incorrect API key provided.")
-            return cached[1]
-        if len(self._auth_cache) > 10_000:
-            self._auth_cache.clear()
-        return await asyncio.to_thread(self.authenticate_sync, secret)
+        if cached is None:
+            if len(self._auth_cache) > 10_000:
+                self._auth_cache.clear()
+            return await asyncio.to_thread(self.authenticate_sync, secret)
+        if cached[0] <= time.monotonic() and digest not in self._refreshing:
+            self._refreshing.add(digest)
+            task = asyncio.get_running_loop().create_task(self._refresh(secret, digest))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if cached[1] is None:
+            raise AuthenticationError("Incorrect API key provided.")
+        return cached[1]
+
+    async def _refresh(self, secret: str, digest: str) -> None:
+        try:
+            await asyncio.to_thread(self.authenticate_sync, secret)
+        except AuthenticationError:
+            pass
+        finally:
+            self._refreshing.discard(digest)

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
 from llmops.tracing.models import Span, TraceFilter, TraceSummary
 
@@ -127,10 +126,39 @@ def _aggregate(new: list[Span]) -> list[dict[str, Any]]:
     return rows
 
 
+_SPAN_COLS = [c.name for c in spans.c]
+_TRACE_UPSERT_SET = """
+    start_ns = CASE WHEN traces.start_ns < excluded.start_ns THEN traces.start_ns ELSE excluded.start_ns END,
+    end_ns = CASE WHEN traces.end_ns > excluded.end_ns THEN traces.end_ns ELSE excluded.end_ns END,
+    status = CASE WHEN traces.status = 'error' THEN traces.status ELSE excluded.status END,
+    name = CASE WHEN excluded.start_ns < traces.start_ns THEN excluded.name ELSE COALESCE(traces.name, excluded.name) END,
+    user_id = COALESCE(traces.user_id, excluded.user_id),
+    session_id = COALESCE(traces.session_id, excluded.session_id),
+    model = COALESCE(traces.model, excluded.model),
+    key_id = COALESCE(traces.key_id, excluded.key_id),
+    input_tokens = traces.input_tokens + excluded.input_tokens,
+    output_tokens = traces.output_tokens + excluded.output_tokens,
+    cost_usd = traces.cost_usd + excluded.cost_usd,
+    span_count = traces.span_count + excluded.span_count"""
+
+
+def _insert_sql(table: str, cols: list[str], mark: str, conflict: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) {conflict}"
+
+
 class SqlTraceStore:
+    """Writes go through the DB-API driver directly (executemany of one prepared statement): SQLAlchemy's
+    per-row statement processing cost more CPU than the database itself (see docs/benchmarks.md)."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._span_sql = _insert_sql("spans", _SPAN_COLS, mark, "ON CONFLICT (trace_id, span_id) DO NOTHING")
+        self._trace_sql = _insert_sql(
+            "traces", _TRACE_FIELDS, mark, "ON CONFLICT (trace_id) DO UPDATE SET" + _TRACE_UPSERT_SET
+        )
+        self._exists_sql = "SELECT trace_id, span_id FROM spans WHERE trace_id IN ({})"
+        self._mark = mark
 
     def insert_spans(self, batch: list[Span]) -> int:
         if not batch:
@@ -141,40 +169,19 @@ class SqlTraceStore:
             new = [s for s in unique if (s.trace_id, s.span_id) not in existing]
             if not new:
                 return 0
-            ins = self._dialect.insert(spans).on_conflict_do_nothing(index_elements=["trace_id", "span_id"])
-            conn.execute(ins, [_span_row(s) for s in new])
-            conn.execute(self._trace_upsert(), _aggregate(new))
+            rows = [tuple(r[c] for c in _SPAN_COLS) for r in map(_span_row, new)]
+            conn.exec_driver_sql(self._span_sql, rows)
+            conn.exec_driver_sql(self._trace_sql, [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)])
         return len(new)
 
     def _existing_keys(self, conn: sa.Connection, batch: list[Span]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
         trace_ids = sorted({s.trace_id for s in batch})
         for i in range(0, len(trace_ids), 500):
-            q = sa.select(spans.c.trace_id, spans.c.span_id).where(spans.c.trace_id.in_(trace_ids[i : i + 500]))
-            found.update((r[0], r[1]) for r in conn.execute(q))
+            chunk = trace_ids[i : i + 500]
+            sql = self._exists_sql.format(", ".join([self._mark] * len(chunk)))
+            found.update((r[0], r[1]) for r in conn.exec_driver_sql(sql, tuple(chunk)))
         return found
-
-    def _trace_upsert(self) -> Any:
-        ins = self._dialect.insert(traces)
-        ex = ins.excluded
-        t = traces.c
-        return ins.on_conflict_do_update(
-            index_elements=["trace_id"],
-            set_={
-                "start_ns": sa.case((t.start_ns < ex.start_ns, t.start_ns), else_=ex.start_ns),
-                "end_ns": sa.case((t.end_ns > ex.end_ns, t.end_ns), else_=ex.end_ns),
-                "status": sa.case((t.status == "error", t.status), else_=ex.status),
-                "name": sa.case((ex.start_ns < t.start_ns, ex.name), else_=sa.func.coalesce(t.name, ex.name)),
-                "user_id": sa.func.coalesce(t.user_id, ex.user_id),
-                "session_id": sa.func.coalesce(t.session_id, ex.session_id),
-                "model": sa.func.coalesce(t.model, ex.model),
-                "key_id": sa.func.coalesce(t.key_id, ex.key_id),
-                "input_tokens": t.input_tokens + ex.input_tokens,
-                "output_tokens": t.output_tokens + ex.output_tokens,
-                "cost_usd": t.cost_usd + ex.cost_usd,
-                "span_count": t.span_count + ex.span_count,
-            },
-        )
 
     def list_traces(
         self, project_id: str, flt: TraceFilter, *, after: tuple[int, str] | None, limit: int

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from llmops.core.errors import ConfigError
+from llmops.core.http import HttpClient
 from llmops.core.settings import GatewaySettings, LocalModelSettings
 from llmops.gateway.config import DeploymentConfig, GatewayConfig
 from llmops.gateway.providers.embed import LocalEmbeddingProvider, OnnxEmbedder
@@ -22,7 +21,7 @@ _DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://ap
 class ProviderFactory:
     """Builds one provider per deployment; the embedded models are shared (loaded once)."""
 
-    def __init__(self, http: httpx.AsyncClient, local: LocalModelSettings, embedder: OnnxEmbedder) -> None:
+    def __init__(self, http: HttpClient, local: LocalModelSettings, embedder: OnnxEmbedder) -> None:
         self._http = http
         self._local = local
         self._embedder = embedder

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
-from llmops.core.errors import UpstreamError, UpstreamTimeoutError
+from llmops.core.errors import UpstreamError
+from llmops.core.http import HttpClient
 from llmops.gateway.providers.base import upstream_http_error
 
 
 class OpenAIProvider:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         *,
         base_url: str,
         api_key: str | None,
@@ -25,7 +24,7 @@ class OpenAIProvider:
     ) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
-        self._headers = {"content-type": "application/json"}
+        self._headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self.provider_name = provider_name
@@ -40,30 +39,16 @@ class OpenAIProvider:
         return data
 
     async def stream_chat(self, body: dict[str, Any], *, model: str, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
-        payload = {**body, "model": model, "stream": True}
-        try:
-            async with self._client.stream(
-                "POST",
-                self._base + "/chat/completions",
-                content=orjson.dumps(payload),
-                headers=self._headers,
-                timeout=httpx.Timeout(timeout_s),
-            ) as resp:
-                if resp.status_code >= 400:
-                    raw = await resp.aread()
-                    raise upstream_http_error(
-                        self.provider_name, resp.status_code, raw, resp.headers.get("retry-after")
-                    )
-                async for chunk in _parse_sse(resp, self.provider_name):
-                    yield chunk
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(f"upstream {self.provider_name} timed out", provider=self.provider_name) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"upstream {self.provider_name} connection failed: {type(exc).__name__}",
-                provider=self.provider_name,
-                code="upstream_connection_error",
-            ) from exc
+        payload = orjson.dumps({**body, "model": model, "stream": True})
+        headers = {**self._headers, "accept": "text/event-stream"}
+        name = self.provider_name
+        async with self._client.stream(
+            self._base + "/chat/completions", payload, headers, timeout_s=timeout_s, provider=name
+        ) as resp:
+            if resp.status >= 400:
+                raise upstream_http_error(name, resp.status, await resp.read(), resp.headers.get("Retry-After"))
+            async for chunk in _parse_sse(resp.lines(), name):
+                yield chunk
 
     async def embed(
         self, inputs: list[str], *, model: str, dimensions: int | None, timeout_s: float
@@ -81,46 +66,29 @@ class OpenAIProvider:
             ) from exc
 
     async def _post_json(self, path: str, payload: dict[str, Any], timeout_s: float) -> Any:
+        name = self.provider_name
+        resp = await self._client.post(
+            self._base + path, orjson.dumps(payload), self._headers, timeout_s=timeout_s, provider=name
+        )
+        if resp.status >= 400:
+            raise upstream_http_error(name, resp.status, resp.body, resp.headers.get("Retry-After"))
         try:
-            async with asyncio.timeout(timeout_s):
-                resp = await self._client.post(
-                    self._base + path,
-                    content=orjson.dumps(payload),
-                    headers=self._headers,
-                    timeout=httpx.Timeout(timeout_s),
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise UpstreamTimeoutError(f"upstream {self.provider_name} timed out", provider=self.provider_name) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"upstream {self.provider_name} connection failed: {type(exc).__name__}",
-                provider=self.provider_name,
-                code="upstream_connection_error",
-            ) from exc
-        if resp.status_code >= 400:
-            raise upstream_http_error(
-                self.provider_name, resp.status_code, resp.content, resp.headers.get("retry-after")
-            )
-        try:
-            return orjson.loads(resp.content)
+            return orjson.loads(resp.body)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"upstream {self.provider_name} sent malformed JSON", provider=self.provider_name
-            ) from exc
+            raise UpstreamError(f"upstream {name} sent malformed JSON", provider=name) from exc
 
     async def aclose(self) -> None:
         return None
 
 
-async def _parse_sse(resp: httpx.Response, provider: str) -> AsyncIterator[dict[str, Any]]:
-    done = False
-    async for line in resp.aiter_lines():
-        if not line.startswith("data:"):
+async def _parse_sse(lines: AsyncIterator[bytes], provider: str) -> AsyncIterator[dict[str, Any]]:
+    """OpenAI SSE frames → chunk dicts. Garbage, in-band errors and a missing [DONE] raise."""
+    async for line in lines:
+        if not line.startswith(b"data:"):
             continue
         data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            break
+        if data == b"[DONE]":
+            return
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -133,7 +101,6 @@ async def _parse_sse(resp: httpx.Response, provider: str) -> AsyncIterator[dict[
                 code="upstream_stream_error",
             )
         yield chunk
-    if not done:
-        raise UpstreamError(
-            f"upstream {provider} stream ended without [DONE]", provider=provider, code="upstream_stream_truncated"
-        )
+    raise UpstreamError(
+        f"upstream {provider} stream ended without [DONE]", provider=provider, code="upstream_stream_truncated"
+    )
