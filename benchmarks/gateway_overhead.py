@@ -24,11 +24,11 @@ from _common import LLMOPS, PY, free_port, pct, process, rss_mb, save  # noqa: E
 
 KEY = "sk-llmops-benchmark-key-0000000000000000"
 BODY = b'{"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}'
-LUA = """wrk.method = "POST"
-wrk.body = '%s'
+LUA = f"""wrk.method = "POST"
+wrk.body = '{BODY.decode()}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-""" % (BODY.decode(), KEY)
+wrk.headers["Authorization"] = "Bearer {KEY}"
+"""
 
 
 def latency_pair(direct: str, gateway: str, n: int) -> dict[str, float]:
@@ -44,15 +44,22 @@ def latency_pair(direct: str, gateway: str, n: int) -> dict[str, float]:
                 out.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
     return {
-        "direct_p50_ms": pct(d, 0.5), "direct_p99_ms": pct(d, 0.99),
-        "gateway_p50_ms": pct(g, 0.5), "gateway_p99_ms": pct(g, 0.99),
-        "added_p50_ms": pct(g, 0.5) - pct(d, 0.5), "added_p99_ms": pct(g, 0.99) - pct(d, 0.99),
+        "direct_p50_ms": pct(d, 0.5),
+        "direct_p99_ms": pct(d, 0.99),
+        "gateway_p50_ms": pct(g, 0.5),
+        "gateway_p99_ms": pct(g, 0.99),
+        "added_p50_ms": pct(g, 0.5) - pct(d, 0.5),
+        "added_p99_ms": pct(g, 0.99) - pct(d, 0.99),
     }
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -65,17 +72,30 @@ def main() -> None:
     quick = "--quick" in sys.argv
     up_port, gw_port = free_port(), free_port()
     home = Path(tempfile.mkdtemp())
-    cfg = {"models": [{"name": "bench", "deployments": [
-        {"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "bench"}]}]}
+    cfg = {
+        "models": [
+            {
+                "name": "bench",
+                "deployments": [{"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "bench"}],
+            }
+        ]
+    }
     (home / "llmops.yaml").write_text(yaml.safe_dump(cfg))
-    env = {"LLMOPS_HOME": str(home), "LLMOPS_PORT": str(gw_port), "LLMOPS_ADMIN_KEY": KEY,
-           "LLMOPS_CONFIG": str(home / "llmops.yaml"), "LLMOPS_LOG_LEVEL": "warning"}
+    env = {
+        "LLMOPS_HOME": str(home),
+        "LLMOPS_PORT": str(gw_port),
+        "LLMOPS_ADMIN_KEY": KEY,
+        "LLMOPS_CONFIG": str(home / "llmops.yaml"),
+        "LLMOPS_LOG_LEVEL": "warning",
+    }
     script = home / "post.lua"
     script.write_text(LUA)
     direct = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gateway = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-    with process([PY, str(Path(__file__).parent / "_upstream.py"), str(up_port)], ready_url=direct.rsplit("/v1", 1)[0]), \
-            process([LLMOPS, "serve"], env=env, ready_url=f"http://127.0.0.1:{gw_port}/healthz") as gw:
+    with (
+        process([PY, str(Path(__file__).parent / "_upstream.py"), str(up_port)], ready_url=direct.rsplit("/v1", 1)[0]),
+        process([LLMOPS, "serve"], env=env, ready_url=f"http://127.0.0.1:{gw_port}/healthz") as gw,
+    ):
         lat = latency_pair(direct, gateway, 500 if quick else 3000)
         wrk(gateway, 3, 32, script)  # warm-up
         rss_start = rss_mb(gw.pid)
@@ -86,13 +106,20 @@ def main() -> None:
         time.sleep(1)
         rss_end = rss_mb(gw.pid)
         ready = httpx.get(f"http://127.0.0.1:{gw_port}/readyz").json()
-    save("gateway_overhead", {
-        "latency_concurrency_1": lat,
-        "throughput_wrk_c32": tput,
-        "rss": {"after_warmup_mb": rss_start, "after_requests_mb": rss_end, "requests": done,
-                "change_pct": (rss_end - rss_start) / rss_start * 100},
-        "spans": ready["spans"],
-    })
+    save(
+        "gateway_overhead",
+        {
+            "latency_concurrency_1": lat,
+            "throughput_wrk_c32": tput,
+            "rss": {
+                "after_warmup_mb": rss_start,
+                "after_requests_mb": rss_end,
+                "requests": done,
+                "change_pct": (rss_end - rss_start) / rss_start * 100,
+            },
+            "spans": ready["spans"],
+        },
+    )
 
 
 if __name__ == "__main__":

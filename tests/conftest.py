@@ -96,8 +96,13 @@ def fake_config(fake: FakeUpstream, *models: dict[str, Any], **router: Any) -> d
 
 
 def openai_dep(fake: FakeUpstream, model: str, **extra: Any) -> dict[str, Any]:
-    return {"provider": "openai", "base_url": fake.base_url + "/v1", "api_key": "upstream-secret", "model": model,
-            **extra}
+    return {
+        "provider": "openai",
+        "base_url": fake.base_url + "/v1",
+        "api_key": "upstream-secret",
+        "model": model,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -60,16 +60,22 @@ def test_serve_prints_key_serves_records_and_flushes_on_sigterm(tmp_path: Path) 
         env = {**os.environ, "LLMOPS_HOME": str(tmp_path), "LLMOPS_BASE_URL": base}
         models = subprocess.run([LLMOPS, "models", "list"], env=env, capture_output=True, text=True, timeout=60)
         assert models.returncode == 0 and "local-embed" in models.stdout
-        chat = subprocess.run([LLMOPS, "chat", "Say yes.", "--max-tokens", "4"], env=env, capture_output=True,
-                              text=True, timeout=120)
+        chat = subprocess.run(
+            [LLMOPS, "chat", "Say yes.", "--max-tokens", "4"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert chat.returncode == 0, chat.stderr
         assert chat.stdout.strip()
-        bad = subprocess.run([LLMOPS, "chat", "x", "--model", "nope"], env=env, capture_output=True, text=True,
-                             timeout=60)
+        bad = subprocess.run(
+            [LLMOPS, "chat", "x", "--model", "nope"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert bad.returncode == 1 and "model_not_found" in bad.stderr
         for i in range(20):
-            r = httpx.post(base + "/v1/embeddings", json={"model": "local-embed", "input": f"doc {i}"},
-                           headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=30)
+            r = httpx.post(
+                base + "/v1/embeddings",
+                json={"model": "local-embed", "input": f"doc {i}"},
+                headers={"Authorization": f"Bearer {key.group(1)}"},
+                timeout=30,
+            )
             assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown

@@ -22,16 +22,22 @@ import openai
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from pydantic import SecretStr
+from tests.conftest import RunningServer
+from tests.support.fake_upstream import serve_in_thread
 
 from llmops.app import build_services, create_app
 from llmops.core.settings import Settings
 from llmops.tracing import Span
-from tests.conftest import RunningServer
-from tests.support.fake_upstream import serve_in_thread
 
 CHROMIUM = os.environ.get("LLMOPS_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 XSS_INPUT = "<img src=x onerror=window.__xss=1>"
 XSS_OUTPUT = "<script>window.__xss=1</script>"
 WAIT_MS = 8_000  # upper bound for anything the UI does on its own (polling is every 2 s)
@@ -92,8 +98,16 @@ def running_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 
 
 def _span(project_id: str, trace_id: str, name: str, kind: str, start_ns: int, ms: float, **kw: object) -> Span:
-    return Span(trace_id=trace_id, span_id=secrets.token_hex(8), project_id=project_id, name=name, kind=kind,
-                start_ns=start_ns, end_ns=start_ns + int(ms * 1e6), **kw)  # type: ignore[arg-type]
+    return Span(
+        trace_id=trace_id,
+        span_id=secrets.token_hex(8),
+        project_id=project_id,
+        name=name,
+        kind=kind,
+        start_ns=start_ns,
+        end_ns=start_ns + int(ms * 1e6),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _agent_trace(project_id: str) -> list[Span]:
@@ -101,26 +115,62 @@ def _agent_trace(project_id: str) -> list[Span]:
     trace_id, t0 = secrets.token_hex(16), time.time_ns() - 5_000_000_000
     root = _span(project_id, trace_id, "agent plan-trip", "agent", t0, 900, user_id="e2e-agent")
     llm = _span(
-        project_id, trace_id, "chat local", "llm", t0 + 20_000_000, 400, parent_span_id=root.span_id,
-        operation="chat", provider="llama.cpp", request_model="local", response_model="local",
-        input_tokens=42, output_tokens=7, cost_usd=0.000123, ttft_ms=55.5, user_id="e2e-agent",
+        project_id,
+        trace_id,
+        "chat local",
+        "llm",
+        t0 + 20_000_000,
+        400,
+        parent_span_id=root.span_id,
+        operation="chat",
+        provider="llama.cpp",
+        request_model="local",
+        response_model="local",
+        input_tokens=42,
+        output_tokens=7,
+        cost_usd=0.000123,
+        ttft_ms=55.5,
+        user_id="e2e-agent",
         attributes={
             "gen_ai.request.temperature": 0.2,
             "llmops.failed_attempts": [
-                {"deployment": "primary-gpt", "provider": "openai", "error": "upstream timed out",
-                 "status_code": 504, "duration_ms": 1000.0, "extra": {}},
+                {
+                    "deployment": "primary-gpt",
+                    "provider": "openai",
+                    "error": "upstream timed out",
+                    "status_code": 504,
+                    "duration_ms": 1000.0,
+                    "extra": {},
+                },
             ],
         },
-        input=[{"role": "system", "parts": [{"type": "text", "content": "You plan trips."}]},
-               {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}],
-        output=[{"role": "assistant", "finish_reason": "tool_calls",
-                 "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather",
-                            "arguments": '{"city": "Paris"}'},
-                           {"type": "text", "content": XSS_OUTPUT}]}],
+        input=[
+            {"role": "system", "parts": [{"type": "text", "content": "You plan trips."}]},
+            {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
+        ],
+        output=[
+            {
+                "role": "assistant",
+                "finish_reason": "tool_calls",
+                "parts": [
+                    {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    {"type": "text", "content": XSS_OUTPUT},
+                ],
+            }
+        ],
     )
-    tool = _span(project_id, trace_id, "tool get_weather", "tool", t0 + 450_000_000, 300,
-                 parent_span_id=llm.span_id, status="error", error="weather service unreachable",
-                 user_id="e2e-agent")
+    tool = _span(
+        project_id,
+        trace_id,
+        "tool get_weather",
+        "tool",
+        t0 + 450_000_000,
+        300,
+        parent_span_id=llm.span_id,
+        status="error",
+        error="weather service unreachable",
+        user_id="e2e-agent",
+    )
     return [root, llm, tool]
 
 
@@ -129,24 +179,47 @@ def _produce_traffic(web: Web) -> None:
     emb = client.embeddings.with_raw_response.create(model="local-embed", input="hello world")
     web.traffic.embed_trace_id = emb.headers["x-llmops-trace-id"]
     chat = client.chat.completions.with_raw_response.create(
-        model="local", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0,
+        model="local",
+        messages=[{"role": "user", "content": "Say hi."}],
+        max_tokens=8,
+        temperature=0,
         extra_headers={"x-llmops-user": "e2e-alice", "x-llmops-session": "e2e-session-1"},
     )
     web.traffic.chat_trace_id = chat.headers["x-llmops-trace-id"]
     web.traffic.xss_trace_id = secrets.token_hex(16)
-    hostile = _span(project_id, web.traffic.xss_trace_id, "chat local", "llm", time.time_ns() - 10**9, 120,
-                    operation="chat", request_model="local", input_tokens=5, output_tokens=3,
-                    input=[{"role": "user", "parts": [{"type": "text", "content": XSS_INPUT}]}],
-                    output=[{"role": "assistant", "parts": [{"type": "text", "content": XSS_OUTPUT}],
-                             "finish_reason": "stop"}],
-                    attributes={"gen_ai.request.model": XSS_OUTPUT})
+    hostile = _span(
+        project_id,
+        web.traffic.xss_trace_id,
+        "chat local",
+        "llm",
+        time.time_ns() - 10**9,
+        120,
+        operation="chat",
+        request_model="local",
+        input_tokens=5,
+        output_tokens=3,
+        input=[{"role": "user", "parts": [{"type": "text", "content": XSS_INPUT}]}],
+        output=[{"role": "assistant", "parts": [{"type": "text", "content": XSS_OUTPUT}], "finish_reason": "stop"}],
+        attributes={"gen_ai.request.model": XSS_OUTPUT},
+    )
     agent = _agent_trace(project_id)
     web.traffic.agent_trace_id = agent[0].trace_id
     web.traffic.agent_span_ids = {s.kind: s.span_id for s in agent}
     t0 = time.time_ns() - 3_600 * 10**9  # an hour ago: older than everything else, so it never crowds lists
-    pager = [_span(project_id, secrets.token_hex(16), f"embeddings page-{i}", "embedding", t0 + i * 10**6, 5,
-                   operation="embeddings", request_model="local-embed", user_id=web.traffic.pager_user)
-             for i in range(web.traffic.pager_count)]
+    pager = [
+        _span(
+            project_id,
+            secrets.token_hex(16),
+            f"embeddings page-{i}",
+            "embedding",
+            t0 + i * 10**6,
+            5,
+            operation="embeddings",
+            request_model="local-embed",
+            user_id=web.traffic.pager_user,
+        )
+        for i in range(web.traffic.pager_count)
+    ]
     web.record(hostile, *agent, *pager)
     web.server.flush()
 
@@ -160,7 +233,7 @@ def web(running_server: RunningServer, tmp_path_factory: pytest.TempPathFactory)
     return w
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")

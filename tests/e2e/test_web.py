@@ -7,7 +7,6 @@ import re
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-
 from tests.e2e.conftest import WAIT_MS, XSS_INPUT, XSS_OUTPUT, Web
 
 pytestmark = pytest.mark.browser
@@ -35,6 +34,8 @@ def test_bad_key_shows_an_error_and_sets_no_cookie(web: Web, page: Page) -> None
     expect(page.locator(".alert-error")).to_contain_text("not accepted")
     assert "/login" in page.url
     assert not [c for c in page.context.cookies() if c["name"] == "llmops_key"]
+    forged = httpx.post(web.base + "/login", data={"key": web.server.key}, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and "llmops_key" not in forged.cookies
 
 
 def test_login_lands_on_home_with_a_working_quick_start(web: Web, page: Page, console_errors: list[str]) -> None:
@@ -119,8 +120,9 @@ def test_agent_trace_tree_attempts_and_tool_calls(web: Web, signed_in: Page) -> 
     page.goto(f"{web.base}/traces/{web.traffic.agent_trace_id}")
     rows = page.locator(".span-row")
     expect(rows).to_have_count(3)
-    pads = [rows.nth(i).locator(".wf-name").evaluate("e => parseInt(getComputedStyle(e).paddingLeft)")
-            for i in range(3)]
+    pads = [
+        rows.nth(i).locator(".wf-name").evaluate("e => parseInt(getComputedStyle(e).paddingLeft)") for i in range(3)
+    ]
     assert pads[0] < pads[1] < pads[2]
     bars = [rows.nth(i).locator(".bar").bounding_box() for i in range(3)]
     assert all(b and b["width"] > 0 for b in bars)
@@ -205,3 +207,15 @@ def test_sign_out_clears_the_session(web: Web, page: Page) -> None:
     web.shot(page, "login")
     page.goto(web.base + "/traces")
     assert "/login" in page.url
+
+
+def test_pages_work_without_the_npm_scripts(web: Web, signed_in: Page) -> None:
+    """If htmx and Chart.js are unavailable the pages still render; the dashboard shows its data table."""
+    page = signed_in
+    page.route("**/static/vendor/**", lambda route: route.abort())
+    page.goto(web.base + "/dashboard?range=1h")
+    expect(page.locator("#series-table")).to_have_attribute("open", "")
+    expect(page.locator("#charts")).to_be_hidden()
+    expect(page.locator("#series-table tbody tr").first).not_to_contain_text("No requests")
+    page.goto(web.base + "/traces")
+    expect(page.locator(f'tr[data-trace-id="{web.traffic.chat_trace_id}"]')).to_be_visible()

@@ -25,10 +25,13 @@ def two_deployments(fake_upstream: FakeUpstream, server_factory) -> RunningServe
     """Alias `chat` → primary then backup, both on the fake upstream, 1 retry each."""
     cfg = fake_config(
         fake_upstream,
-        {"name": "chat", "deployments": [
-            openai_dep(fake_upstream, "primary-model", name="primary", timeout_s=1.0),
-            openai_dep(fake_upstream, "backup-model", name="backup", timeout_s=1.0),
-        ]},
+        {
+            "name": "chat",
+            "deployments": [
+                openai_dep(fake_upstream, "primary-model", name="primary", timeout_s=1.0),
+                openai_dep(fake_upstream, "backup-model", name="backup", timeout_s=1.0),
+            ],
+        },
     )
     return server_factory(cfg)
 
@@ -41,7 +44,9 @@ def _models_called(fake: FakeUpstream) -> list[str]:
     return [r.json["model"] for r in fake.requests if r.path == "/v1/chat/completions"]
 
 
-def test_answer_from_primary_with_deployment_header(two_deployments: RunningServer, fake_upstream: FakeUpstream) -> None:
+def test_answer_from_primary_with_deployment_header(
+    two_deployments: RunningServer, fake_upstream: FakeUpstream
+) -> None:
     raw = _sdk(two_deployments).chat.completions.with_raw_response.create(model="chat", messages=MSG)
     assert raw.headers["x-llmops-deployment"] == "primary"
     assert raw.parse().choices[0].message.content == "echo: hello there"

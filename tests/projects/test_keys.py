@@ -18,6 +18,11 @@ def test_database_holds_no_key_material(server: RunningServer) -> None:
     assert created.secret[10:30].encode() not in blob
 
 
+def _said(result) -> str:  # type: ignore[no-untyped-def]
+    """Everything a CLI run told the user (stdout and stderr, however this click version splits them)."""
+    return str(result.output) + str(getattr(result, "stderr", ""))
+
+
 def test_cli_keys_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """`llmops keys create/list/revoke` against a fresh LLMOPS_HOME (bootstraps project `default`)."""
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
@@ -33,9 +38,9 @@ def test_cli_keys_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ig
     assert runner.invoke(cli, ["keys", "revoke", lines["key_id"]]).exit_code == 0
     assert "revoked" in runner.invoke(cli, ["keys", "list"]).output
     again = runner.invoke(cli, ["keys", "revoke", lines["key_id"]])
-    assert again.exit_code == 1 and "no active key" in again.stderr
+    assert again.exit_code == 1 and "no active key" in _said(again)
     missing = runner.invoke(cli, ["keys", "create", "--project", "ghost", "--name", "x"])
-    assert missing.exit_code == 1 and "'ghost' does not exist" in missing.stderr
+    assert missing.exit_code == 1 and "'ghost' does not exist" in _said(missing)
 
 
 def test_keys_api_is_admin_only_and_project_scoped(server: RunningServer) -> None:

@@ -13,8 +13,10 @@ shorthand ``name=v`` sets the mode's main argument (``status=500`` is ``status:c
 
 Modes:
 
-- ``ok``: ``"echo: <last user text>"`` (text cut to 200 chars); one tool call to the first tool when
-  ``tools`` are sent (unless ``tool_choice`` is ``"none"``); ``{"echo": "<text>"}`` for JSON response formats.
+- ``ok``: ``"echo: <last user text>"`` (text cut to 200 chars); ``{"echo": "<text>"}`` for JSON response
+  formats. When ``tools`` are sent (and ``tool_choice`` is not none): OpenAI answers one tool call to the first
+  tool (``arguments`` ``"{}"``, finish ``tool_calls``); Anthropic answers the echo text block then a ``tool_use``
+  block for the first tool with input ``{"q": 1}`` (stop ``tool_use``), as Claude typically does.
   Usage counts whitespace words: prompt = all messages (and Anthropic ``system``), completion = reply.
 - ``status:code=N[,retry_after=S][,context=1]``: HTTP N with the provider's error envelope (and
   ``Retry-After``); ``context=1`` on a 400 gives ``context_length_exceeded`` (Anthropic: "prompt is too long").
@@ -26,7 +28,8 @@ Modes:
   connection is closed before any body byte.
 - ``reset_before_first``: the connection is reset (RST, ``SO_LINGER`` 0) before any response byte.
 - ``hang_after:chunks=K``: K chunks, then silence with the socket open (until the client leaves, max 60 s).
-- ``inband_error``: HTTP 200, the role chunk and one content chunk, then an error frame, then a clean end.
+- ``inband_error``: HTTP 200, the role chunk and one content chunk, then a ``data: {"error": ...}`` frame, then
+  a clean end (Anthropic: one delta, then an ``event: error`` overloaded_error).
 - ``no_done``: a complete stream without ``data: [DONE]`` (Anthropic: without ``message_stop``).
 - ``malformed_json``: non-streaming: 200 with body ``{not json``; streaming: a ``data: {not json`` frame after
   the first content chunk (the stream then goes on normally).
@@ -34,7 +37,8 @@ Modes:
 
 "Chunks" are the counted frames of a stream: for OpenAI every ``chat.completion.chunk`` (the first one is
 the role chunk, with empty content); for Anthropic the ``content_block_delta`` events (``message_start``,
-``content_block_start`` and ``ping`` always go first).
+``content_block_start`` and ``ping`` always go first; the block stop/start between the text and the tool_use
+block travel with the next delta).
 
 How drops work: uvicorn does not expose the socket to the app, so :func:`serve_fake_upstream` runs uvicorn
 with a small subclass of its h11 protocol that puts each connection's transport in the request scope

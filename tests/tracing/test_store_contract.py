@@ -35,8 +35,18 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # typ
 
 
 def _span(trace: str, span: str, start: int, **kw) -> Span:  # type: ignore[no-untyped-def]
-    base = dict(project_id="p1", name="chat local", kind="llm", start_ns=start, end_ns=start + 5_000_000,
-                operation="chat", request_model="local", input_tokens=3, output_tokens=2, cost_usd=0.5)
+    base = dict(
+        project_id="p1",
+        name="chat local",
+        kind="llm",
+        start_ns=start,
+        end_ns=start + 5_000_000,
+        operation="chat",
+        request_model="local",
+        input_tokens=3,
+        output_tokens=2,
+        cost_usd=0.5,
+    )
     base.update(kw)
     return Span(trace_id=trace, span_id=span, **base)  # type: ignore[arg-type]
 
@@ -84,10 +94,12 @@ def test_queries_are_project_scoped(engine: Engine) -> None:
 
 def test_filters(engine: Engine) -> None:
     store = SqlTraceStore(engine)
-    store.insert_spans([
-        _span(_tid(10), _sid(1), 1000, user_id="ann", session_id="s1", request_model="a"),
-        _span(_tid(11), _sid(1), 2000, user_id="bob", status="error", request_model="b"),
-    ])
+    store.insert_spans(
+        [
+            _span(_tid(10), _sid(1), 1000, user_id="ann", session_id="s1", request_model="a"),
+            _span(_tid(11), _sid(1), 2000, user_id="bob", status="error", request_model="b"),
+        ]
+    )
 
     def ids(**kw) -> list[str]:  # type: ignore[no-untyped-def]
         return [t.trace_id for t in store.list_traces("p1", TraceFilter(**kw), after=None, limit=10)]
@@ -119,12 +131,14 @@ async def test_cursor_pagination_visits_every_trace_once(engine: Engine) -> None
 async def test_metrics_buckets_and_groups(engine: Engine) -> None:
     store = SqlTraceStore(engine)
     s = 10**9
-    store.insert_spans([
-        _span(_tid(20), _sid(1), 0 * s, request_model="a"),
-        _span(_tid(21), _sid(1), 1 * s, request_model="a", status="error"),
-        _span(_tid(22), _sid(1), 65 * s, request_model="b"),
-        _span(_tid(23), _sid(1), 66 * s, operation=None, kind="tool"),  # not an LLM call
-    ])
+    store.insert_spans(
+        [
+            _span(_tid(20), _sid(1), 0 * s, request_model="a"),
+            _span(_tid(21), _sid(1), 1 * s, request_model="a", status="error"),
+            _span(_tid(22), _sid(1), 65 * s, request_model="b"),
+            _span(_tid(23), _sid(1), 66 * s, operation=None, kind="tool"),  # not an LLM call
+        ]
+    )
     m = await TraceService(store).metrics("p1", MetricsQuery(0, 120 * s, 60, "model"))
     assert m["totals"]["requests"] == 3 and m["totals"]["errors"] == 1
     assert [b["requests"] for b in m["series"]] == [2, 1]

@@ -7,7 +7,6 @@ Redirects are never followed: upstream URLs come only from configuration.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ class StreamResponse:
         try:
             async for line in self._resp.content:
                 yield line.rstrip(b"\r\n")
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"upstream {self._provider} stream stalled", provider=self._provider) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(
@@ -68,7 +67,7 @@ class HttpClient:
             ) as resp:
                 data = await resp.read()
                 return HttpResponse(resp.status, dict(resp.headers), data)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"upstream {provider} timed out", provider=provider) from exc
         except aiohttp.ClientError as exc:
             raise _connection_error(provider, exc) from exc
@@ -82,7 +81,7 @@ class HttpClient:
         try:
             ctx = self._get().post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout)
             resp = await ctx.__aenter__()
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"upstream {provider} timed out", provider=provider) from exc
         except aiohttp.ClientError as exc:
             raise _connection_error(provider, exc) from exc
@@ -99,7 +98,9 @@ class HttpClient:
 
 def _connection_error(provider: str, exc: Exception) -> UpstreamError:
     return UpstreamError(
-        f"upstream {provider} connection failed: {type(exc).__name__}", provider=provider, code="upstream_connection_error"
+        f"upstream {provider} connection failed: {type(exc).__name__}",
+        provider=provider,
+        code="upstream_connection_error",
     )
 
 

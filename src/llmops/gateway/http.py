@@ -111,8 +111,14 @@ class GatewayFastPath:
             return
         except Exception:  # process boundary: log with context, answer in the envelope
             log.exception("unhandled error on POST %s", scope.get("path"))
-            err = {"error": {"message": "internal server error", "type": "server_error", "param": None,
-                             "code": "internal_error"}}
+            err = {
+                "error": {
+                    "message": "internal server error",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "internal_error",
+                }
+            }
             await self._send(send, 500, _JSON, orjson.dumps(err))
             return
         if isinstance(reply, Reply):
@@ -129,8 +135,7 @@ class GatewayFastPath:
     async def _stream(send: Any, reply: StreamReply) -> None:
         events = reply.events
         try:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": _SSE + _encode_headers(reply.headers)})
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE + _encode_headers(reply.headers)})
             async for event in events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

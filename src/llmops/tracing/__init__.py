@@ -7,7 +7,7 @@ database (``recorder.py``), list/detail/metrics queries (``service.py``). Import
 
 from llmops.tracing.models import MetricsQuery, Span, TraceFilter, TracePage, TraceSummary
 from llmops.tracing.recorder import SpanRecorder
-from llmops.tracing.service import TraceService
+from llmops.tracing.service import TraceService, span_tree
 from llmops.tracing.store import TraceStore
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "TraceService",
     "TraceStore",
     "TraceSummary",
+    "span_tree",
 ]

@@ -131,7 +131,8 @@ _TRACE_UPSERT_SET = """
     start_ns = CASE WHEN traces.start_ns < excluded.start_ns THEN traces.start_ns ELSE excluded.start_ns END,
     end_ns = CASE WHEN traces.end_ns > excluded.end_ns THEN traces.end_ns ELSE excluded.end_ns END,
     status = CASE WHEN traces.status = 'error' THEN traces.status ELSE excluded.status END,
-    name = CASE WHEN excluded.start_ns < traces.start_ns THEN excluded.name ELSE COALESCE(traces.name, excluded.name) END,
+    name = CASE WHEN excluded.start_ns < traces.start_ns THEN excluded.name
+                ELSE COALESCE(traces.name, excluded.name) END,
     user_id = COALESCE(traces.user_id, excluded.user_id),
     session_id = COALESCE(traces.session_id, excluded.session_id),
     model = COALESCE(traces.model, excluded.model),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +32,10 @@ VENDOR_FILES = {
 _MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".map": "application/json", ".svg": "image/svg+xml"}
 
 
-def find_node_modules(*, env: dict[str, str] | None = None, start: list[Path] | None = None) -> Path | None:
-    env = os.environ if env is None else env
-    if env.get(ASSETS_ENV):
-        path = Path(env[ASSETS_ENV])
+def find_node_modules(*, env: Mapping[str, str] | None = None, start: list[Path] | None = None) -> Path | None:
+    configured = (os.environ if env is None else env).get(ASSETS_ENV)
+    if configured:
+        path = Path(configured)
         return path if path.is_dir() else None
     for origin in start if start is not None else [Path(__file__).resolve().parent, Path.cwd().resolve()]:
         for directory in [origin, *origin.parents]:

@@ -56,10 +56,11 @@ def short_id(value: str | None, n: int = 8) -> str:
 
 def pretty_json(value: Any) -> str:
     if isinstance(value, str):
+        text: str = value
         try:
-            value = json.loads(value)
+            value = json.loads(text)
         except ValueError:
-            return value
+            return text
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 

@@ -13,16 +13,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
 from llmops.core.errors import AuthenticationError, InvalidInputError, NotFoundError
-from llmops.projects import Principal
-from llmops.tracing import MetricsQuery, TraceFilter
+from llmops.gateway import GatewayService
+from llmops.projects import Principal, ProjectService
+from llmops.tracing import MetricsQuery, TraceFilter, TraceService
 from llmops.web import trace_view
 from llmops.web.assets import Assets, mount_assets
 from llmops.web.formatting import install_filters
@@ -45,13 +46,27 @@ SECURITY_HEADERS = {
 }
 
 
+class WebServices(Protocol):
+    """What the pages use of ``llmops.app.Services``."""
+
+    @property
+    def projects(self) -> ProjectService: ...
+
+    @property
+    def traces(self) -> TraceService: ...
+
+    @property
+    def gateway(self) -> GatewayService: ...
+
+
 class LoginRequired(Exception):
     """Raised by the page dependency; turned into a redirect to /login (never a JSON envelope)."""
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("llmops.web", "templates"), autoescape=True, trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("llmops.web", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     install_filters(env)
     return env
 
@@ -77,8 +92,13 @@ class TraceQuery:
     def parse(cls, request: Request) -> TraceQuery:
         p = request.query_params
         status = p.get("status")
-        return cls(p.get("model") or None, status if status in ("ok", "error") else None,
-                   p.get("user") or None, p.get("session") or None, p.get("cursor") or None)
+        return cls(
+            p.get("model") or None,
+            status if status in ("ok", "error") else None,
+            p.get("user") or None,
+            p.get("session") or None,
+            p.get("cursor") or None,
+        )
 
     @property
     def filter(self) -> TraceFilter:
@@ -94,7 +114,7 @@ class TraceQuery:
 
 
 class WebUI:
-    def __init__(self, services: Any, authenticate: Authenticate, assets: Assets) -> None:
+    def __init__(self, services: WebServices, authenticate: Authenticate, assets: Assets) -> None:
         self.services = services
         self.authenticate = authenticate
         self.assets = assets
@@ -137,11 +157,17 @@ def not_found_page(request: Request) -> Response:
     return ui.render(request, "not_found.html", status_code=404, signed_in=COOKIE in request.cookies)
 
 
+def same_origin(request: Request) -> bool:
+    """Forms post only from our own pages (a cross-site POST /login could sign a visitor into another key)."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def mount_web(app: FastAPI, services: Any, authenticate: Authenticate) -> None:
+def mount_web(app: FastAPI, services: WebServices, authenticate: Authenticate) -> None:
     ui = WebUI(services, authenticate, Assets.discover())
     app.state.web = ui
     mount_assets(app, ui.assets)
@@ -169,6 +195,8 @@ def _auth_routes(router: APIRouter, ui: WebUI) -> None:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        if not same_origin(request):
+            return ui.render(request, "login.html", status_code=403, next="/", error="Cross-site sign-in refused.")
         form = await request.form()
         key, target = str(form.get("key") or "").strip(), safe_next(str(form.get("next") or "/"))
         try:
@@ -177,8 +205,14 @@ def _auth_routes(router: APIRouter, ui: WebUI) -> None:
             error = "That key was not accepted. Check it and try again." if key else "Enter an API key."
             return ui.render(request, "login.html", status_code=401, next=target, error=error)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, key, max_age=COOKIE_MAX_AGE_S, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            COOKIE,
+            key,
+            max_age=COOKIE_MAX_AGE_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @router.api_route("/logout", methods=["GET", "POST"])
@@ -214,16 +248,25 @@ def _trace_routes(router: APIRouter, ui: WebUI) -> None:
         except NotFoundError:
             return await ui.page(request, who, "not_found.html", status_code=404)
         rows, total_ms = trace_view.waterfall(spans)
-        return await ui.page(request, who, "trace.html", nav="traces", trace=summary, rows=rows, total_ms=total_ms,
-                             view=trace_view)
+        return await ui.page(
+            request, who, "trace.html", nav="traces", trace=summary, rows=rows, total_ms=total_ms, view=trace_view
+        )
 
 
 def _home_and_dashboard(router: APIRouter, ui: WebUI) -> None:
     @router.get("/")
     async def home(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
         page = await ui.services.traces.list_traces(who.project_id, TraceFilter(), limit=5)
-        return await ui.page(request, who, "home.html", nav="home", base_url=base_url(request),
-                             models=ui.services.gateway.list_models(), traces=page.items, q=TraceQuery())
+        return await ui.page(
+            request,
+            who,
+            "home.html",
+            nav="home",
+            base_url=base_url(request),
+            models=ui.services.gateway.list_models(),
+            traces=page.items,
+            q=TraceQuery(),
+        )
 
     @router.get("/dashboard")
     async def dashboard(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
@@ -233,5 +276,14 @@ def _home_and_dashboard(router: APIRouter, ui: WebUI) -> None:
         end_s = (int(time.time()) // bucket_s + 1) * bucket_s  # whole buckets, the current one last
         query = MetricsQuery((end_s - length_s) * 10**9, end_s * 10**9, bucket_s, "model")
         metrics = await ui.services.traces.metrics(who.project_id, query)
-        return await ui.page(request, who, "dashboard.html", nav="dashboard", metrics=metrics, range=name,
-                             ranges=RANGES, length_s=length_s, bucket_s=bucket_s)
+        return await ui.page(
+            request,
+            who,
+            "dashboard.html",
+            nav="dashboard",
+            metrics=metrics,
+            range=name,
+            ranges=RANGES,
+            length_s=length_s,
+            bucket_s=bucket_s,
+        )

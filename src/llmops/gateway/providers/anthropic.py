@@ -75,7 +75,9 @@ class AnthropicProvider:
                 if translator.finished:
                     return
         raise UpstreamError(
-            "upstream anthropic stream ended before message_stop", provider="anthropic", code="upstream_stream_truncated"
+            "upstream anthropic stream ended before message_stop",
+            provider="anthropic",
+            code="upstream_stream_truncated",
         )
 
     async def aclose(self) -> None:

@@ -149,8 +149,8 @@
       { label: "p50", data: col("latency_p50_ms"), borderColor: accent, backgroundColor: accent },
       { label: "p95", data: col("latency_p95_ms"), borderColor: amber, backgroundColor: amber }
     ], { tick: ms });
-    chart("chart-cost", "line", labels, [
-      { label: "cost", data: col("cost_usd"), borderColor: accent2, backgroundColor: accent2 + "33", fill: true }
+    chart("chart-cost", "bar", labels, [
+      { label: "cost", data: col("cost_usd"), backgroundColor: accent2 }
     ], { tick: function (v) { return "$" + Number(v.toPrecision(3)); } });
   }
 
