@@ -22,8 +22,12 @@ FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
 
 def _blocks(lang: str) -> list[tuple[str, str]]:
-    return [(f"{p.name}#{i}", m.group(2)) for p in DOCS for i, m in enumerate(FENCE.finditer(p.read_text()))
-            if m.group(1) == lang]
+    return [
+        (f"{p.name}#{i}", m.group(2))
+        for p in DOCS
+        for i, m in enumerate(FENCE.finditer(p.read_text()))
+        if m.group(1) == lang
+    ]
 
 
 def test_every_setting_is_documented() -> None:

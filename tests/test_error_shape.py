@@ -45,8 +45,9 @@ def _check(resp: httpx.Response, status: int) -> dict:  # type: ignore[type-arg]
 
 
 def test_surfaces_share_the_shape(fake_upstream: FakeUpstream, server_factory) -> None:  # type: ignore[no-untyped-def]
-    cfg = fake_config(fake_upstream, {"name": "up", "deployments": [openai_dep(fake_upstream, "m", timeout_s=0.5)]},
-                      retries=0)
+    cfg = fake_config(
+        fake_upstream, {"name": "up", "deployments": [openai_dep(fake_upstream, "m", timeout_s=0.5)]}, retries=0
+    )
     srv: RunningServer = server_factory(cfg)
     user = srv.services.projects.create_key("default", "plain")
     chat = {"model": "up", "messages": [{"role": "user", "content": "x"}]}

@@ -22,12 +22,12 @@ import openai
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from pydantic import SecretStr
-from tests.conftest import RunningServer
-from tests.support.fake_upstream import serve_in_thread
 
 from llmops.app import build_services, create_app
 from llmops.core.settings import Settings
 from llmops.tracing import Span
+from tests.conftest import RunningServer
+from tests.support.fake_upstream import serve_in_thread
 
 CHROMIUM = os.environ.get("LLMOPS_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+
 from tests.e2e.conftest import WAIT_MS, XSS_INPUT, XSS_OUTPUT, Web
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmops.tracing import Span
-from llmops.tracing import span_tree
+from llmops.tracing import Span, span_tree
 from llmops.web.formatting import pretty_json
 
 MIN_BAR_PCT = 0.4  # a zero-length span still shows as a visible tick
