@@ -176,3 +176,21 @@ def test_any_replayed_sequence_stores_each_span_once(tmp_path_factory, batches) 
         trace = store.find_trace("p1", _tid(t))
         assert trace is not None and trace.span_count == len([1 for tt, _ in unique if tt == t])
     eng.dispose()
+
+
+@pytest.mark.postgres
+def test_whole_server_runs_on_postgres(server_factory, pg_server: str) -> None:  # type: ignore[no-untyped-def]
+    """LLMOPS_DATABASE_URL=postgresql+psycopg://… : migrations, keys, recording and queries on Postgres."""
+    import openai
+
+    from tests.support.postgres import create_database
+
+    srv = server_factory(database_url=create_database(pg_server, "srv_" + uuid.uuid4().hex[:12]))
+    assert srv.services.engine.dialect.name == "postgresql"
+    client = openai.OpenAI(base_url=srv.v1, api_key=srv.key)
+    client.embeddings.create(model="local-embed", input="stored in postgres")
+    srv.flush()
+    with srv.client() as c:
+        traces = c.get("/api/traces").json()["data"]
+        assert traces[0]["name"] == "embeddings local-embed"
+        assert c.get("/api/metrics").json()["totals"]["requests"] == 1
