@@ -89,8 +89,11 @@ class Router:
             for try_no in range(dep.retries + 1):
                 started = time.perf_counter()
                 try:
-                    async with asyncio.timeout(dep.timeout_s):
-                        value = await call(dep)
+                    if getattr(dep.provider, "enforces_timeout", False):
+                        value = await call(dep)  # the HTTP client bounds connect, each read and the total
+                    else:
+                        async with asyncio.timeout(dep.timeout_s):
+                            value = await call(dep)
                     return Routed(value, dep, attempts)
                 except TimeoutError:
                     last = UpstreamTimeoutError(

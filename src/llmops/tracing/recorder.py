@@ -69,23 +69,13 @@ class SpanRecorder:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            if isinstance(first, Span) and self._queue.qsize() < self._batch_size:
+                await asyncio.sleep(self._interval)  # let a batch gather; one timer per batch, not per span
             batch: list[Span] = []
             markers: list[asyncio.Future[None]] = []
             self._take(first, batch, markers)
-            deadline = asyncio.get_running_loop().time() + self._interval
-            while len(batch) < self._batch_size and not markers:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0 and self._queue.empty():
-                    break
-                try:
-                    item = (
-                        self._queue.get_nowait()
-                        if not self._queue.empty()
-                        else await asyncio.wait_for(self._queue.get(), timeout=max(timeout, 0))
-                    )
-                except TimeoutError:
-                    break
-                self._take(item, batch, markers)
+            while len(batch) < self._batch_size and not self._queue.empty():
+                self._take(self._queue.get_nowait(), batch, markers)
             await self._write(batch)
             for m in markers:
                 if not m.done():
