@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 XSS_INPUT = "<img src=x onerror=window.__xss=1>"
 XSS_OUTPUT = "<script>window.__xss=1</script>"
-WAIT_MS = 8_000  # upper bound for anything the UI does on its own (polling is every 2 s)
+WAIT_MS = 8_000  # upper bound for anything the UI does on its own (polling is every 1 s)
 
 
 @dataclass
