@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["gateway_overhead.py", "local_decode.py"]
+SCRIPTS = ["gateway_overhead.py", "local_decode.py", "sdk_overhead.py", "prompts.py", "ingest.py"]
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops.core.settings import GatewaySettings, LocalModelSettings, Settings, TracingSettings
+from llmops.core.settings import GatewaySettings, LocalModelSettings, PromptSettings, Settings, TracingSettings
 from llmops.gateway.config import GatewayConfig
 from tests.conftest import RunningServer
 
@@ -32,10 +32,10 @@ def _blocks(lang: str) -> list[tuple[str, str]]:
 
 def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "settings.md").read_text()
-    for cls in (Settings, GatewaySettings, LocalModelSettings, TracingSettings):
+    for cls in (Settings, GatewaySettings, LocalModelSettings, TracingSettings, PromptSettings):
         prefix = cls.model_config.get("env_prefix", "")
         for name in cls.model_fields:
-            if name in ("gateway", "local", "tracing"):
+            if name in ("gateway", "local", "tracing", "prompts"):
                 continue
             assert f"`{prefix}{name.upper()}`" in text, f"{prefix}{name.upper()} missing from docs/settings.md"
 

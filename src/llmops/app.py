@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,20 @@ from llmops.gateway.http import GatewayFastPath, bearer_token, json_response
 from llmops.projects import CreatedKey, Principal, ProjectService
 from llmops.projects._sql import SqlProjectStore
 from llmops.projects.http import create_projects_router
-from llmops.tracing import SpanRecorder, TraceService
+from llmops.prompts import PromptService
+from llmops.prompts._sql import SqlPromptStore
+from llmops.prompts.http import create_prompts_router
+from llmops.tracing import ScoreService, SessionService, SpanRecorder, TraceExporter, TraceService
 from llmops.tracing._sql import SqlTraceStore
+from llmops.tracing._sql_scores import SqlScoreStore
+from llmops.tracing._sql_sessions import SqlSessionStore
+from llmops.tracing._sql_settings import SqlTraceSettingsStore
 from llmops.tracing.http import create_tracing_router
+from llmops.tracing.http_feedback import create_feedback_router
+from llmops.tracing.ingest import IngestService
+from llmops.tracing.ingest_http import create_ingest_router, create_settings_router
+from llmops.tracing.privacy import RedactingWriter, TraceSettingsService
+from llmops.tracing.retention import RetentionJob
 
 log = logging.getLogger("llmops")
 
@@ -60,6 +71,13 @@ class Services:
     factory: ProviderFactory
     http: HttpClient
     bootstrap_key: CreatedKey | None
+    scores: ScoreService
+    sessions: SessionService
+    exporter: TraceExporter
+    prompts: PromptService
+    ingest: IngestService
+    trace_settings: TraceSettingsService
+    retention: RetentionJob
     loop: asyncio.AbstractEventLoop | None = None  # the serving loop, set at start-up
 
 
@@ -72,8 +90,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     bootstrap_key = projects.bootstrap(admin_secret=admin)
     trace_store = SqlTraceStore(engine)
+    trace_settings = TraceSettingsService(
+        SqlTraceSettingsStore(engine), default_retention_days=settings.tracing.retention_days, clock=clock
+    )
+    writer = RedactingWriter(trace_store, trace_settings)  # every span write (recorder, ingest) is redacted
     recorder = SpanRecorder(
-        trace_store,
+        writer,
         queue_size=settings.tracing.queue_size,
         batch_size=settings.tracing.batch_size,
         flush_interval_ms=settings.tracing.flush_interval_ms,
@@ -83,6 +105,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     embedder = OnnxEmbedder(threads=settings.local.embed_threads)
     factory = ProviderFactory(http, settings.local, embedder)
     router = Router(build_routes(config, factory, settings.gateway), config.router)
+    prompts = PromptService(SqlPromptStore(engine), settings.prompts, clock=clock)
     gateway = GatewayService(
         router,
         recorder,
@@ -90,9 +113,38 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         settings.gateway,
         clock=clock,
         model_info={m.name: m.description for m in config.models},
+        prompts=prompts,
     )
+    traces = TraceService(trace_store)
+    score_store, session_store = SqlScoreStore(engine), SqlSessionStore(engine)
     return Services(
-        settings, engine, projects, TraceService(trace_store), recorder, gateway, embedder, factory, http, bootstrap_key
+        settings,
+        engine,
+        projects,
+        traces,
+        recorder,
+        gateway,
+        embedder,
+        factory,
+        http,
+        bootstrap_key,
+        scores=ScoreService(score_store, clock=clock, pending_writes=recorder.flush),
+        sessions=SessionService(session_store, score_store),
+        exporter=TraceExporter(traces, session_store, score_store),
+        prompts=prompts,
+        ingest=IngestService(
+            writer,
+            max_body_bytes=settings.tracing.max_ingest_bytes,
+            max_value_chars=settings.tracing.max_attribute_chars,
+        ),
+        trace_settings=trace_settings,
+        retention=RetentionJob(
+            trace_store,
+            trace_settings,
+            lambda: [p.project_id for p in projects.list_projects()],
+            interval_s=settings.tracing.retention_interval_s,
+            clock=clock,
+        ),
     )
 
 
@@ -115,6 +167,17 @@ def save_bootstrap_key(home: Path, created: CreatedKey) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(created.secret + "\n")
     return path
+
+
+def release_framework_caches() -> None:
+    """Forget FastAPI's module-level caches of endpoint callables on shutdown: they keep every app built in the
+    process (and its models, ~300 MB each) alive, which OOM-kills long test runs that start many servers."""
+    from fastapi.dependencies import models as fastapi_models  # private API: guarded, absent in other versions
+
+    for name in ("_is_gen_callable_cached", "_is_async_gen_callable_cached", "_is_coroutine_callable_cached"):
+        cached = getattr(fastapi_models, name, None)
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
 
 
 def error_response(exc: LlmopsError) -> Response:
@@ -167,6 +230,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         svc.loop = asyncio.get_running_loop()
         svc.recorder.start()
+        svc.retention.start()
         for provider in svc.factory.providers:
             warm = getattr(provider, "warm_up", None)
             if warm is not None:
@@ -174,11 +238,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         try:
             yield
         finally:
+            await svc.retention.stop()
             await svc.recorder.stop()
+            svc.ingest.close()
             for provider in svc.factory.providers:
                 await provider.aclose()
             await svc.http.aclose()
             svc.engine.dispose()
+            release_framework_caches()
 
     app = FastAPI(
         title="llmops",
@@ -197,8 +264,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(
         GatewayFastPath, service=svc.gateway, projects=svc.projects, max_body_bytes=settings.gateway.max_body_bytes
     )
-    app.include_router(create_tracing_router(svc.traces, authenticate))
+    app.include_router(create_feedback_router(svc.scores, svc.sessions, svc.exporter, authenticate))  # before traces
+    app.include_router(create_tracing_router(svc.traces, authenticate, scores=svc.scores))
     app.include_router(create_projects_router(svc.projects, authenticate))
+    app.include_router(create_prompts_router(svc.prompts, authenticate))
+
+    async def authenticate_header(request: Request) -> Principal:  # OTLP senders: a key header, never a cookie
+        return await svc.projects.authenticate(bearer_token(request.headers))
+
+    app.include_router(create_ingest_router(svc.ingest, authenticate_header))
+    app.include_router(create_settings_router(svc.trace_settings, authenticate))
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, Any]:
@@ -215,6 +290,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 "dropped": stats.dropped,
                 "failed_batches": stats.failed_batches,
             },
+            "ingest": asdict(svc.ingest.stats),
+            "retention": asdict(svc.retention.stats),
         }
 
     from llmops.web import mount_web

@@ -7,6 +7,7 @@ import click
 from llmops import __version__
 from llmops.cli.client import chat, models
 from llmops.cli.keys import keys
+from llmops.cli.prompts import prompt
 from llmops.cli.serve import serve
 
 
@@ -20,6 +21,7 @@ cli.add_command(serve)
 cli.add_command(keys)
 cli.add_command(models)
 cli.add_command(chat)
+cli.add_command(prompt)
 
 
 def main() -> None:

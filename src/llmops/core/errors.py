@@ -2,7 +2,8 @@
 
 LlmopsError
  ├── InvalidInputError (ValueError)     400  bad request body / parameter (``param`` names the field)
- │    └── PayloadTooLargeError          413
+ │    ├── PayloadTooLargeError          413
+ │    └── UnsupportedMediaTypeError     415  a Content-Type / Content-Encoding the route does not read
  ├── AuthenticationError                401  missing, unknown or revoked API key
  ├── PermissionDeniedError              403  valid key, not allowed (e.g. admin-only)
  ├── NotFoundError                      404  unknown id / model (``code`` says which)
@@ -14,6 +15,7 @@ LlmopsError
  │    │                                       ``attempts`` = what every deployment answered)
  │    └── UpstreamTimeoutError          504
  └── OverloadedError                    503  a bounded queue is full (``retry_after``)
+      └── StorageUnavailableError       503  the database refused or lost the connection (``retry_after``)
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class InvalidInputError(LlmopsError, ValueError):
 class PayloadTooLargeError(InvalidInputError):
     status_code = 413
     default_code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    status_code = 415
+    default_code = "unsupported_media_type"
 
 
 class AuthenticationError(LlmopsError):
@@ -101,6 +108,12 @@ class OverloadedError(LlmopsError):
     def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StorageUnavailableError(OverloadedError):
+    """The database is unreachable, locked or out of space: nothing was stored, retrying later is safe."""
+
+    default_code = "storage_unavailable"
 
 
 @dataclass(frozen=True)

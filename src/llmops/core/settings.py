@@ -39,6 +39,26 @@ class TracingSettings(BaseSettings):
     queue_size: int = Field(50_000, description="Spans buffered for the writer before recording sheds load.")
     batch_size: int = Field(512, description="Largest batch the writer commits in one transaction.")
     flush_interval_ms: int = Field(50, description="Longest a recorded span waits before it is written.")
+    max_ingest_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest OTLP request body accepted at /v1/traces after decompression, bytes."
+    )
+    max_attribute_chars: int = Field(
+        1_000_000, description="Longest attribute value an ingested span may carry; a longer one rejects the span."
+    )
+    retention_days: int = Field(
+        30, description="Days traces are kept unless the project sets its own (0: keep forever)."
+    )
+    retention_interval_s: float = Field(3600.0, description="How often the retention job deletes expired traces.")
+
+
+class PromptSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_PROMPTS_", extra="ignore")
+
+    max_template_bytes: int = Field(100_000, description="Largest prompt template (all messages together), bytes.")
+    max_render_chars: int = Field(1_000_000, description="Longest text one prompt template may render.")
+    cache_ttl_s: float = Field(
+        5.0, description="How long a server trusts its cached labels before re-reading them (other workers' moves)."
+    )
 
 
 class Settings(BaseSettings):
@@ -58,6 +78,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -38,6 +38,7 @@ class CallContext:
     user_id: str | None
     session_id: str | None
     start_ns: int
+    attributes: dict[str, Any] = field(default_factory=dict)  # extra span attributes (e.g. llmops.prompt.*)
 
 
 @dataclass
@@ -127,6 +128,7 @@ def build_span(
         "llmops.request_id": ctx.request_id,
         "llmops.project_id": ctx.principal.project_id,
         "llmops.key_id": ctx.principal.key_id,
+        **ctx.attributes,
     }
     for src, dst in _REQUEST_PARAMS.items():
         if body.get(src) is not None:

@@ -19,6 +19,7 @@ from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import Attempt, LlmopsError, UpstreamError
 from llmops.core.settings import GatewaySettings
 from llmops.gateway.pricing import PriceTable
+from llmops.gateway.prompting import apply_prompt, wants_prompt
 from llmops.gateway.recording import (
     CallContext,
     CallOutcome,
@@ -29,6 +30,7 @@ from llmops.gateway.recording import (
 )
 from llmops.gateway.routing import Deployment, Router
 from llmops.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, parse
+from llmops.prompts import PromptService
 from llmops.tracing import SpanRecorder
 
 DONE = b"data: [DONE]\n\n"
@@ -38,6 +40,7 @@ DONE = b"data: [DONE]\n\n"
 class Reply:
     body: dict[str, Any]
     headers: dict[str, str]
+    cost_usd: float | None = None  # as recorded on the span (None: no price known)
 
 
 @dataclass
@@ -64,7 +67,9 @@ class GatewayService:
         *,
         clock: Clock | None = None,
         model_info: dict[str, str | None] | None = None,
+        prompts: PromptService | None = None,
     ) -> None:
+        self._prompts = prompts
         self._router = router
         self._recorder = recorder
         self._prices = prices
@@ -139,6 +144,8 @@ class GatewayService:
         self._record(ctx, op, alias, body, None, list(getattr(exc, "attempts", [])), outcome, content)
 
     async def chat(self, ctx: CallContext, raw: dict[str, Any]) -> Reply | StreamReply:
+        if self._prompts is not None and wants_prompt(raw):
+            raw = await self._from_prompt(self._prompts, ctx, raw)
         req: ChatCompletionRequest = parse(ChatCompletionRequest, raw)
         limit = self._settings.max_capture_chars
         content = input_messages(raw["messages"], limit) if self._settings.capture_content else None
@@ -160,7 +167,15 @@ class GatewayService:
             output_message(c.get("message") or {}, c.get("finish_reason"), limit) for c in choices
         ]
         self._record(ctx, "chat", req.model, raw, routed.deployment, routed.attempts, outcome, content)
-        return Reply(resp, self._headers(ctx, routed.deployment, routed.attempts))
+        return Reply(resp, self._headers(ctx, routed.deployment, routed.attempts), outcome.cost_usd)
+
+    async def _from_prompt(self, prompts: PromptService, ctx: CallContext, raw: dict[str, Any]) -> dict[str, Any]:
+        """The request rendered from its prompt (see ``gateway.prompting``); a failure is recorded too."""
+        try:
+            return await apply_prompt(prompts, ctx, raw)
+        except LlmopsError as exc:
+            self._fail(ctx, "chat", str(raw.get("model") or "prompt"), raw, exc, None)
+            raise
 
     async def _chat_stream(
         self, ctx: CallContext, req: ChatCompletionRequest, raw: dict[str, Any], content: Any

@@ -6,6 +6,8 @@ per-trace aggregate kept in the same transaction as the spans it summarises.
 
 from __future__ import annotations
 
+import operator
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -13,6 +15,18 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from llmops.core.errors import StorageUnavailableError
+from llmops.tracing._sql_query import (
+    decode_tags,
+    encode_tags,
+    prompt_group,
+    query_conditions,
+    scores,
+    search_insert_sql,
+    search_rows,
+    search_table,
+    span_tags,
+)
 from llmops.tracing.models import Span, TraceFilter, TraceSummary
 
 _meta = sa.MetaData()
@@ -36,6 +50,7 @@ traces = sa.Table(
             ("output_tokens", sa.BigInteger),
             ("cost_usd", sa.Float),
             ("span_count", sa.Integer),
+            ("tags", sa.Text),
         ]
     ),
 )
@@ -73,7 +88,12 @@ spans = sa.Table(
     ),
 )
 _TRACE_FIELDS = [c.name for c in traces.c]
-_GROUP_COLUMNS = {"model": spans.c.request_model, "key": spans.c.key_id, "user": spans.c.user_id}
+_GROUP_COLUMNS = {
+    "model": spans.c.request_model,
+    "key": spans.c.key_id,
+    "user": spans.c.user_id,
+    "session": spans.c.session_id,
+}
 
 
 def _dumps(value: Any) -> str | None:
@@ -82,12 +102,14 @@ def _dumps(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
-def _span_row(s: Span) -> dict[str, Any]:
-    row = {c.name: getattr(s, c.name) for c in spans.c if c.name not in ("attributes", "input", "output")}
-    row["attributes"] = _dumps(s.attributes) or "{}"
-    row["input"] = _dumps(s.input)
-    row["output"] = _dumps(s.output)
-    return row
+_JSON_COLS = ("attributes", "input", "output")
+_SCALAR_COLS = [c.name for c in spans.c if c.name not in _JSON_COLS]
+_scalars = operator.attrgetter(*_SCALAR_COLS)  # one C call per span (the hot path of ingest)
+
+
+def _span_values(s: Span) -> tuple[Any, ...]:
+    """The span as a row in ``_SPAN_COLS`` order (scalar columns, then the JSON ones)."""
+    return (*_scalars(s), _dumps(s.attributes) or "{}", _dumps(s.input), _dumps(s.output))
 
 
 def _span_from_row(m: Any) -> Span:
@@ -121,12 +143,13 @@ def _aggregate(new: list[Span]) -> list[dict[str, Any]]:
                 "output_tokens": sum(s.output_tokens or 0 for s in group),
                 "cost_usd": sum(s.cost_usd or 0.0 for s in group),
                 "span_count": len(group),
+                "tags": encode_tags(t for s in group for t in span_tags(s.attributes)),
             }
         )
     return rows
 
 
-_SPAN_COLS = [c.name for c in spans.c]
+_SPAN_COLS = [*_SCALAR_COLS, *_JSON_COLS]  # the order of _span_values
 _TRACE_UPSERT_SET = """
     start_ns = CASE WHEN traces.start_ns < excluded.start_ns THEN traces.start_ns ELSE excluded.start_ns END,
     end_ns = CASE WHEN traces.end_ns > excluded.end_ns THEN traces.end_ns ELSE excluded.end_ns END,
@@ -140,7 +163,14 @@ _TRACE_UPSERT_SET = """
     input_tokens = traces.input_tokens + excluded.input_tokens,
     output_tokens = traces.output_tokens + excluded.output_tokens,
     cost_usd = traces.cost_usd + excluded.cost_usd,
-    span_count = traces.span_count + excluded.span_count"""
+    span_count = traces.span_count + excluded.span_count,
+    tags = CASE WHEN excluded.tags IS NULL THEN traces.tags WHEN traces.tags IS NULL THEN excluded.tags
+                ELSE traces.tags || excluded.tags END
+    WHERE traces.project_id = excluded.project_id"""  # trace ids come from clients: never touch another project's
+
+
+def _summary(m: Any) -> TraceSummary:
+    return TraceSummary(**{**m, "tags": decode_tags(m["tags"])})
 
 
 def _insert_sql(table: str, cols: list[str], mark: str, conflict: str) -> str:
@@ -158,30 +188,48 @@ class SqlTraceStore:
         self._trace_sql = _insert_sql(
             "traces", _TRACE_FIELDS, mark, "ON CONFLICT (trace_id) DO UPDATE SET" + _TRACE_UPSERT_SET
         )
-        self._exists_sql = "SELECT trace_id, span_id FROM spans WHERE trace_id IN ({})"
+        self._exists_sql = "SELECT trace_id, span_id FROM spans WHERE trace_id IN ({}) AND span_id IN ({})"
         self._mark = mark
+        self._dialect = engine.dialect.name
+        self._search_sql = search_insert_sql(self._dialect)
+        # One writer at a time per process: SQLite upgrades a read transaction to a write one without waiting
+        # (SQLITE_BUSY at once), and concurrent aggregates of one trace would double-count on PostgreSQL.
+        self._write_lock = threading.Lock()
 
     def insert_spans(self, batch: list[Span]) -> int:
         if not batch:
             return 0
         unique = list({(s.trace_id, s.span_id): s for s in batch}.values())
-        with self._engine.begin() as conn:
-            existing = self._existing_keys(conn, unique)
-            new = [s for s in unique if (s.trace_id, s.span_id) not in existing]
-            if not new:
-                return 0
-            rows = [tuple(r[c] for c in _SPAN_COLS) for r in map(_span_row, new)]
-            conn.exec_driver_sql(self._span_sql, rows)
-            conn.exec_driver_sql(self._trace_sql, [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)])
+        try:
+            with self._write_lock, self._engine.begin() as conn:
+                return self._insert_new(conn, unique)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
+
+    def _insert_new(self, conn: sa.Connection, unique: list[Span]) -> int:
+        existing = self._existing_keys(conn, unique)
+        new = [s for s in unique if (s.trace_id, s.span_id) not in existing]
+        if not new:
+            return 0
+        rows = [_span_values(sp) for sp in new]
+        conn.exec_driver_sql(self._span_sql, rows)
+        conn.exec_driver_sql(self._trace_sql, [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)])
+        searchable = search_rows(new)
+        if searchable:
+            conn.exec_driver_sql(self._search_sql, searchable)
         return len(new)
 
     def _existing_keys(self, conn: sa.Connection, batch: list[Span]) -> set[tuple[str, str]]:
+        """Stored (trace_id, span_id) among ``batch``: looked up by both key columns, so a batch of a trace
+        that already has thousands of spans reads only candidate rows."""
         found: set[tuple[str, str]] = set()
-        trace_ids = sorted({s.trace_id for s in batch})
-        for i in range(0, len(trace_ids), 500):
-            chunk = trace_ids[i : i + 500]
-            sql = self._exists_sql.format(", ".join([self._mark] * len(chunk)))
-            found.update((r[0], r[1]) for r in conn.exec_driver_sql(sql, tuple(chunk)))
+        for i in range(0, len(batch), 400):
+            chunk = batch[i : i + 400]
+            trace_ids, span_ids = {s.trace_id for s in chunk}, {s.span_id for s in chunk}
+            sql = self._exists_sql.format(
+                ", ".join([self._mark] * len(trace_ids)), ", ".join([self._mark] * len(span_ids))
+            )
+            found.update((r[0], r[1]) for r in conn.exec_driver_sql(sql, (*trace_ids, *span_ids)))
         return found
 
     def list_traces(
@@ -200,17 +248,18 @@ class SqlTraceStore:
         for value, cond in conds:
             if value is not None:
                 q = q.where(cond(value))
+        q = q.where(*query_conditions(self._dialect, project_id, flt, traces, spans))
         if after is not None:
             q = q.where(sa.tuple_(t.start_ns, t.trace_id) < sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
         q = q.order_by(t.start_ns.desc(), t.trace_id.desc()).limit(limit)
         with self._engine.connect() as conn:
-            return [TraceSummary(**r._mapping) for r in conn.execute(q)]
+            return [_summary(r._mapping) for r in conn.execute(q)]
 
     def find_trace(self, project_id: str, trace_id: str) -> TraceSummary | None:
         q = sa.select(traces).where(traces.c.project_id == project_id, traces.c.trace_id == trace_id)
         with self._engine.connect() as conn:
             row = conn.execute(q).first()
-        return TraceSummary(**row._mapping) if row else None
+        return _summary(row._mapping) if row else None
 
     def list_spans(self, project_id: str, trace_id: str) -> list[Span]:
         q = (
@@ -221,11 +270,38 @@ class SqlTraceStore:
         with self._engine.connect() as conn:
             return [_span_from_row(r._mapping) for r in conn.execute(q)]
 
+    def list_span_page(
+        self, project_id: str, trace_id: str, *, after: tuple[int, str] | None, limit: int
+    ) -> list[Span]:
+        c = spans.c
+        q = sa.select(spans).where(c.project_id == project_id, c.trace_id == trace_id)
+        if after is not None:
+            q = q.where(sa.or_(c.start_ns > after[0], sa.and_(c.start_ns == after[0], c.span_id > after[1])))
+        q = q.order_by(c.start_ns, c.span_id).limit(limit)
+        with self._engine.connect() as conn:
+            return [_span_from_row(r._mapping) for r in conn.execute(q)]
+
+    def delete_traces_before(self, project_id: str, before_ns: int, *, limit: int) -> int:
+        t = traces.c
+        pick = sa.select(t.trace_id).where(t.project_id == project_id, t.start_ns < before_ns).limit(limit)
+        with self._engine.connect() as conn:
+            trace_ids = [r[0] for r in conn.execute(pick)]
+        if not trace_ids:
+            return 0
+        with self._write_lock, self._engine.begin() as conn:  # first statement writes: no lock upgrade
+            for table in (spans, search_table, scores, traces):
+                conn.execute(table.delete().where(table.c.project_id == project_id, table.c.trace_id.in_(trace_ids)))
+        return len(trace_ids)
+
     def llm_span_rows(
         self, project_id: str, start_ns: int, end_ns: int, group_col: str | None
     ) -> list[tuple[int, float, str, int, int, float, str | None]]:
         s = spans.c
-        group = _GROUP_COLUMNS[group_col] if group_col else sa.null()
+        group: Any = _GROUP_COLUMNS[group_col] if group_col in _GROUP_COLUMNS else sa.null()
+        if group_col == "prompt":
+            group = prompt_group(self._dialect, s.attributes)
+        elif group_col == "tag":
+            group = sa.select(traces.c.tags).where(traces.c.trace_id == s.trace_id).scalar_subquery()
         q = sa.select(
             s.start_ns,
             (s.end_ns - s.start_ns) / 1e6,
@@ -236,4 +312,7 @@ class SqlTraceStore:
             group,
         ).where(s.project_id == project_id, s.start_ns >= start_ns, s.start_ns < end_ns, s.operation.is_not(None))
         with self._engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+            rows = [tuple(r) for r in conn.execute(q)]
+        if group_col == "tag":  # a trace with several tags counts in each tag's group (see TraceService.metrics)
+            rows = [(*r[:6], decode_tags(r[6])) for r in rows]
+        return rows  # type: ignore[return-value]

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request
 
 from llmops.core.timeparse import iso, parse_time_ns
 from llmops.projects import Principal
-from llmops.tracing.models import MetricsQuery, Span, TraceFilter, TraceSummary
+from llmops.tracing.models import GroupBy, MetricsQuery, Span, TraceSummary
+from llmops.tracing.query import parse_trace_filter
+from llmops.tracing.scores import Score, ScoreService
 from llmops.tracing.service import TraceService, span_tree
 
 Authenticate = Callable[[Request], Awaitable[Principal]]
@@ -31,11 +33,21 @@ def span_json(s: Span) -> dict[str, Any]:
     return d
 
 
+def score_json(s: Score) -> dict[str, Any]:
+    d = asdict(s)
+    for private in ("project_id", "string_value"):
+        d.pop(private)
+    d.update(value=s.display_value, created_at=iso(s.created_ns))
+    return d
+
+
 def _tree_json(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**span_json(n["span"]), "children": _tree_json(n["children"])} for n in nodes]
 
 
-def create_tracing_router(service: TraceService, authenticate: Authenticate) -> APIRouter:
+def create_tracing_router(
+    service: TraceService, authenticate: Authenticate, *, scores: ScoreService | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["traces"])
 
     @router.get("/traces", summary="List traces, newest first (cursor pagination)")
@@ -47,21 +59,43 @@ def create_tracing_router(service: TraceService, authenticate: Authenticate) -> 
         status: Literal["ok", "error"] | None = None,
         user: str | None = None,
         session: str | None = None,
+        key: str | None = Query(None, description="key id"),
+        tag: list[str] | None = Query(None, description="has this tag (repeat: all of them)"),
+        q: str | None = Query(None, description="full-text search over inputs/outputs (every word)"),
+        min_cost: float | None = Query(None, description="USD, inclusive"),
+        max_cost: float | None = Query(None, description="USD, inclusive"),
+        min_latency_ms: float | None = None,
+        max_latency_ms: float | None = None,
         cursor: str | None = None,
         limit: int = Query(50, ge=1, le=200),
     ) -> dict[str, Any]:
+        """Also ``attr.<key>=<value>`` (a span attribute) and ``score.<name>=[gt|gte|lt|lte|eq|ne:]<value>``."""
         who = await authenticate(request)
-        flt = TraceFilter(
-            parse_time_ns(start, param="start"), parse_time_ns(end, param="end"), model, status, user, session
-        )
+        flt = parse_trace_filter(request.query_params.multi_items())
         page = await service.list_traces(who.project_id, flt, cursor=cursor, limit=limit)
         return {"data": [trace_json(t) for t in page.items], "next_cursor": page.next_cursor}
 
-    @router.get("/traces/{trace_id}", summary="One trace with its span tree")
+    @router.get("/traces/{trace_id}", summary="One trace with the tree of its first 500 spans")
     async def get_trace(trace_id: str, request: Request) -> dict[str, Any]:
+        """A bigger trace says ``spans_truncated: true``; page on with ``GET /api/traces/{id}/spans``."""
         who = await authenticate(request)
-        trace, spans = await service.get_trace(who.project_id, trace_id.lower())
-        return {**trace_json(trace), "spans": _tree_json(span_tree(spans))}
+        trace, page = await service.get_trace_page(who.project_id, trace_id.lower())
+        found = await scores.scores_of_traces(who.project_id, [trace.trace_id]) if scores else []
+        return {
+            **trace_json(trace),
+            "spans": _tree_json(span_tree(page.items)),
+            "spans_truncated": page.next_cursor is not None,
+            "spans_next_cursor": page.next_cursor,
+            "scores": [score_json(s) for s in found],
+        }
+
+    @router.get("/traces/{trace_id}/spans", summary="A page of a trace's spans in start order (cursor pagination)")
+    async def list_trace_spans(
+        trace_id: str, request: Request, cursor: str | None = None, limit: int = Query(500, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        who = await authenticate(request)
+        page = await service.list_spans(who.project_id, trace_id.lower(), cursor=cursor, limit=limit)
+        return {"data": [span_json(s) for s in page.items], "next_cursor": page.next_cursor}
 
     @router.get("/metrics", summary="Requests, tokens, cost, latency percentiles and errors over time")
     async def metrics(
@@ -69,7 +103,7 @@ def create_tracing_router(service: TraceService, authenticate: Authenticate) -> 
         start: str | None = Query(None, description="default: 24 h ago"),
         end: str | None = Query(None, description="default: now"),
         bucket: int = Query(3600, ge=1, description="bucket width in seconds"),
-        group_by: Literal["model", "key", "user"] | None = None,
+        group_by: GroupBy | None = None,
     ) -> dict[str, Any]:
         who = await authenticate(request)
         end_ns = parse_time_ns(end, param="end") or time.time_ns()

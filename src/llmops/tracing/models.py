@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SpanKind = Literal["llm", "embedding", "retrieval", "tool", "agent", "chain", "evaluator", "internal"]
-GroupBy = Literal["model", "key", "user"]
+GroupBy = Literal["model", "prompt", "user", "session", "key", "tag"]
+ScoreOp = Literal["gt", "gte", "lt", "lte", "eq", "ne"]
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TraceSummary:
     output_tokens: int
     cost_usd: float
     span_count: int
+    tags: tuple[str, ...] = ()
 
     @property
     def duration_ms(self) -> float:
@@ -71,6 +73,25 @@ class TraceFilter:
     status: str | None = None
     user_id: str | None = None
     session_id: str | None = None
+    # query filters (see ``llmops.tracing.query``): every condition must hold
+    attributes: tuple[tuple[str, str], ...] = ()  # (span attribute key, value as text): some span has it
+    scores: tuple[ScoreCondition, ...] = ()
+    tags: tuple[str, ...] = ()
+    min_cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    text: str | None = None  # full-text search over span inputs/outputs
+    key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreCondition:
+    """A trace has a score ``name`` whose value compares ``op`` to ``value`` (a number, or text for eq/ne)."""
+
+    name: str
+    op: ScoreOp
+    value: float | str
 
 
 @dataclass(frozen=True)
@@ -80,8 +101,38 @@ class TracePage:
 
 
 @dataclass(frozen=True)
+class SpanPage:
+    """Spans of one trace in (start_ns, span_id) order; ``next_cursor`` is None on the last page."""
+
+    items: list[Span]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class MetricsQuery:
     start_ns: int
     end_ns: int
     bucket_s: int = 60
     group_by: GroupBy | None = None
+
+
+@dataclass(frozen=True)
+class RedactionPolicy:
+    """What is redacted from a project's spans before they are stored (see ``llmops.tracing.privacy``)."""
+
+    secrets: bool = True
+    emails: bool = False
+    phones: bool = False
+    cards: bool = False
+    custom_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """A project's trace privacy and retention settings. ``retention_days`` None: the server default;
+    0: keep forever."""
+
+    project_id: str
+    redaction: RedactionPolicy = field(default_factory=RedactionPolicy)
+    retention_days: int | None = None
+    updated_ns: int = 0

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from llmops.tracing.models import Span
-from llmops.tracing.store import TraceStore
+from llmops.tracing.store import SpanWriter
 
 log = logging.getLogger("llmops.tracing")
 
@@ -27,7 +27,7 @@ class RecorderStats:
 
 
 class SpanRecorder:
-    def __init__(self, store: TraceStore, *, queue_size: int, batch_size: int, flush_interval_ms: int) -> None:
+    def __init__(self, store: SpanWriter, *, queue_size: int, batch_size: int, flush_interval_ms: int) -> None:
         self._store = store
         self._queue: asyncio.Queue[Span | asyncio.Future[None]] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size

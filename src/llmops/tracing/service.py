@@ -9,10 +9,12 @@ from collections import defaultdict
 from typing import Any
 
 from llmops.core.errors import InvalidInputError, NotFoundError
-from llmops.tracing.models import MetricsQuery, Span, TraceFilter, TracePage, TraceSummary
+from llmops.tracing.models import MetricsQuery, Span, SpanPage, TraceFilter, TracePage, TraceSummary
 from llmops.tracing.store import TraceStore
 
 MAX_PAGE = 200
+MAX_SPAN_PAGE = 1000
+FIRST_SPAN_PAGE = 500  # spans GET /api/traces/{id} returns before it says spans_truncated
 
 
 def encode_cursor(item: TraceSummary) -> str:
@@ -25,6 +27,20 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         if len(trace_id) != 32:
             raise ValueError(trace_id)
         return int(start), trace_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("cursor is not one this server issued", param="cursor") from exc
+
+
+def encode_span_cursor(span: Span) -> str:
+    return base64.urlsafe_b64encode(f"{span.start_ns}:{span.span_id}".encode()).decode()
+
+
+def decode_span_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        start, span_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)
+        if len(span_id) != 16:
+            raise ValueError(span_id)
+        return int(start), span_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError("cursor is not one this server issued", param="cursor") from exc
 
@@ -74,6 +90,30 @@ class TraceService:
         spans = await asyncio.to_thread(self._store.list_spans, project_id, trace_id)
         return trace, spans
 
+    async def get_trace_page(
+        self, project_id: str, trace_id: str, *, limit: int = FIRST_SPAN_PAGE
+    ) -> tuple[TraceSummary, SpanPage]:
+        """The trace and its first ``limit`` spans (a big trace pages on with :meth:`list_spans`)."""
+        trace = await asyncio.to_thread(self._store.find_trace, project_id, trace_id)
+        if trace is None:
+            raise NotFoundError(f"trace {trace_id!r} not found", param="trace_id")
+        return trace, await self._span_page(project_id, trace_id, None, limit)
+
+    async def list_spans(self, project_id: str, trace_id: str, *, cursor: str | None, limit: int) -> SpanPage:
+        if not 1 <= limit <= MAX_SPAN_PAGE:
+            raise InvalidInputError(f"limit must be between 1 and {MAX_SPAN_PAGE}", param="limit")
+        after = decode_span_cursor(cursor) if cursor else None
+        page = await self._span_page(project_id, trace_id, after, limit)
+        if not page.items and after is None:
+            await self.get_trace_page(project_id, trace_id, limit=1)  # NotFoundError for an unknown trace
+        return page
+
+    async def _span_page(self, project_id: str, trace_id: str, after: tuple[int, str] | None, limit: int) -> SpanPage:
+        items = await asyncio.to_thread(self._store.list_span_page, project_id, trace_id, after=after, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return SpanPage(items, encode_span_cursor(items[-1]) if more else None)
+
     async def metrics(self, project_id: str, query: MetricsQuery) -> dict[str, Any]:
         if query.end_ns <= query.start_ns:
             raise InvalidInputError("end must be after start", param="end")
@@ -87,7 +127,8 @@ class TraceService:
         by_group: dict[Any, list[Any]] = defaultdict(list)
         for r in rows:
             by_bucket[(r[0] - query.start_ns) // bucket_ns].append(r)
-            by_group[r[6]].append(r)
+            for group in (r[6] or (None,)) if isinstance(r[6], tuple) else (r[6],):  # tags: one row, many groups
+                by_group[group].append(r)
         n_buckets = math.ceil((query.end_ns - query.start_ns) / bucket_ns)
         series = [
             {"start_ns": query.start_ns + i * bucket_ns, **_summarise(by_bucket.get(i, []))} for i in range(n_buckets)

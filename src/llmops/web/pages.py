@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -23,7 +23,8 @@ from jinja2 import Environment, PackageLoader
 from llmops.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from llmops.gateway import GatewayService
 from llmops.projects import Principal, ProjectService
-from llmops.tracing import MetricsQuery, TraceFilter, TraceService
+from llmops.prompts import PromptService
+from llmops.tracing import MetricsQuery, ScoreService, SessionService, TraceFilter, TraceService, parse_trace_filter
 from llmops.web import trace_view
 from llmops.web.assets import Assets, mount_assets
 from llmops.web.formatting import install_filters
@@ -33,6 +34,7 @@ Authenticate = Callable[[Request], Awaitable[Principal]]
 COOKIE = "llmops_key"
 COOKIE_MAX_AGE_S = 30 * 86_400
 PAGE_SIZE = 50
+EXTRA_PARAMS = ("min_cost", "max_cost", "min_latency_ms", "max_latency_ms")
 # range name -> (length, bucket width), seconds; each gives 60-168 buckets
 RANGES = {"1h": (3_600, 60), "24h": (86_400, 900), "7d": (604_800, 3_600)}
 SECURITY_HEADERS = {
@@ -57,6 +59,15 @@ class WebServices(Protocol):
 
     @property
     def gateway(self) -> GatewayService: ...
+
+    @property
+    def scores(self) -> ScoreService: ...
+
+    @property
+    def sessions(self) -> SessionService: ...
+
+    @property
+    def prompts(self) -> PromptService: ...
 
 
 class LoginRequired(Exception):
@@ -87,30 +98,43 @@ class TraceQuery:
     user: str | None = None
     session: str | None = None
     cursor: str | None = None
+    q: str | None = None  # full-text search
+    tag: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # attr.*, score.*, cost and latency ranges, kept as given
 
     @classmethod
     def parse(cls, request: Request) -> TraceQuery:
         p = request.query_params
         status = p.get("status")
+        extra = tuple(
+            (k, v) for k, v in p.multi_items() if v and (k.startswith(("attr.", "score.")) or k in EXTRA_PARAMS)
+        )
         return cls(
             p.get("model") or None,
             status if status in ("ok", "error") else None,
             p.get("user") or None,
             p.get("session") or None,
             p.get("cursor") or None,
+            p.get("q") or None,
+            p.get("tag") or None,
+            extra,
         )
 
     @property
     def filter(self) -> TraceFilter:
-        return TraceFilter(model=self.model, status=self.status, user_id=self.user, session_id=self.session)
+        """Raises :class:`InvalidInputError` for a malformed attr./score./range parameter."""
+        return parse_trace_filter([*self._pairs(cursor=None), *self.extra])
 
     @property
     def filtered(self) -> bool:
-        return any((self.model, self.status, self.user, self.session))
+        return any((self.model, self.status, self.user, self.session, self.q, self.tag, self.extra))
+
+    def _pairs(self, **changes: str | None) -> list[tuple[str, str]]:
+        values = {**vars(self), **changes}
+        return [(k, v) for k, v in values.items() if v and k != "extra"]
 
     def query(self, **changes: str | None) -> str:
-        values = {k: v for k, v in vars(replace(self, **changes)).items() if v}
-        return urlencode(values)
+        return urlencode([*self._pairs(**changes), *self.extra])
 
 
 class WebUI:
@@ -180,6 +204,12 @@ def mount_web(app: FastAPI, services: WebServices, authenticate: Authenticate) -
     _auth_routes(router, ui)
     _trace_routes(router, ui)
     _home_and_dashboard(router, ui)
+    from llmops.web.feedback_pages import feedback_routes  # it imports this module
+
+    feedback_routes(router, ui, same_origin)
+    from llmops.web.prompt_pages import prompt_routes  # it imports this module
+
+    prompt_routes(router, ui, same_origin)
     app.include_router(router)
 
 
@@ -248,9 +278,10 @@ def _trace_routes(router: APIRouter, ui: WebUI) -> None:
         except NotFoundError:
             return await ui.page(request, who, "not_found.html", status_code=404)
         rows, total_ms = trace_view.waterfall(spans)
-        return await ui.page(
-            request, who, "trace.html", nav="traces", trace=summary, rows=rows, total_ms=total_ms, view=trace_view
-        )
+        scores = await ui.services.scores.scores_of_traces(who.project_id, [summary.trace_id])
+        context = {"trace": summary, "rows": rows, "total_ms": total_ms, "view": trace_view, "scores": scores}
+        context["score_error"] = request.query_params.get("score_error")
+        return await ui.page(request, who, "trace.html", nav="traces", **context)
 
 
 def _home_and_dashboard(router: APIRouter, ui: WebUI) -> None:
@@ -276,12 +307,14 @@ def _home_and_dashboard(router: APIRouter, ui: WebUI) -> None:
         end_s = (int(time.time()) // bucket_s + 1) * bucket_s  # whole buckets, the current one last
         query = MetricsQuery((end_s - length_s) * 10**9, end_s * 10**9, bucket_s, "model")
         metrics = await ui.services.traces.metrics(who.project_id, query)
+        score_metrics = await ui.services.scores.metrics(who.project_id, query.start_ns, query.end_ns, bucket_s)
         return await ui.page(
             request,
             who,
             "dashboard.html",
             nav="dashboard",
             metrics=metrics,
+            score_metrics=score_metrics,
             range=name,
             ranges=RANGES,
             length_s=length_s,

@@ -14,6 +14,7 @@ from llmops.gateway.providers.base import upstream_http_error
 
 class OpenAIProvider:
     enforces_timeout = True  # aiohttp: total timeout (plain calls), connect + per-read timeout (streams)
+
     def __init__(
         self,
         client: HttpClient,

@@ -154,10 +154,24 @@
     ], { tick: function (v) { return "$" + Number(v.toPrecision(3)); } });
   }
 
+  function renderScoreChart() {
+    var data = document.getElementById("score-data");
+    if (!data || !window.Chart || !document.getElementById("chart-scores")) return;
+    var m = JSON.parse(data.textContent);
+    if (!m.names.length) return;
+    var palette = [css("--accent"), css("--accent-2"), css("--amber"), css("--green"), css("--red"), "#a855f7"];
+    var labels = m.names[0].series.map(function (b) { return bucketLabel(b.start_ns, m.bucket_s); });
+    chart("chart-scores", "line", labels, m.names.map(function (n, i) {
+      var color = palette[i % palette.length];
+      return { label: n.name, data: n.series.map(function (b) { return b.mean; }), borderColor: color, backgroundColor: color };
+    }));
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     initTabs(document);
     if (location.hash.indexOf("#span-") === 0) selectSpan(location.hash.slice(6));
     renderCharts();
+    renderScoreChart();
   });
 })();
