@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-
 from llmops.cli.main import cli
 from tests.conftest import RunningServer
 
@@ -18,6 +16,22 @@ def test_database_holds_no_key_material(server: RunningServer) -> None:
     assert created.secret[10:30].encode() not in blob
 
 
+class _SubprocessRunner:
+    """Runs `llmops` in a child process: llama.cpp warm-ups in this process swap sys.stdout briefly,
+    which would blank CliRunner's captured output."""
+
+    def invoke(self, _cli, args):  # type: ignore[no-untyped-def]
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+        from types import SimpleNamespace
+
+        exe = str(Path(sys.executable).parent / "llmops")
+        done = subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+        return SimpleNamespace(exit_code=done.returncode, output=done.stdout, stderr=done.stderr)
+
+
 def _said(result) -> str:  # type: ignore[no-untyped-def]
     """Everything a CLI run told the user (stdout and stderr, however this click version splits them)."""
     return str(result.output) + str(getattr(result, "stderr", ""))
@@ -26,7 +40,7 @@ def _said(result) -> str:  # type: ignore[no-untyped-def]
 def test_cli_keys_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """`llmops keys create/list/revoke` against a fresh LLMOPS_HOME (bootstraps project `default`)."""
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
-    runner = CliRunner()
+    runner = _SubprocessRunner()
     out = runner.invoke(cli, ["keys", "create", "--project", "team-a", "--name", "svc", "--create-project"])
     assert out.exit_code == 0, out.output
     lines = dict(line.split(": ", 1) for line in out.output.strip().splitlines())
