@@ -112,3 +112,12 @@ def pg_server() -> Iterator[str]:
 
     with running_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server for the whole session (free loopback port, no persistence, stopped at the end)."""
+    from tests.support.redis_server import running_redis
+
+    with running_redis() as url:
+        yield url

@@ -1,0 +1,1 @@
+"""Scorers, one per module (owned by the scorers work)."""

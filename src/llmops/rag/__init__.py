@@ -1,0 +1,1 @@
+"""RAG data pipeline and corpus health (owned by the RAG work)."""
