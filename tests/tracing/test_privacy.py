@@ -139,3 +139,25 @@ def test_project_settings_api(server: RunningServer) -> None:
         attrs = {"output.value": "sent ORDER-991 to bo@example.org"}
         assert otlp.post(c, otlp.request([otlp.span(tid, sid, attrs=attrs)])).status_code == 200
         assert c.get(f"/api/traces/{tid}").json()["spans"][0]["output"] == "sent [REDACTED:custom] to [REDACTED:email]"
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_whole_span_precheck_finds_secrets_next_to_json_escaped_text(kind: str) -> None:
+    """The one-search pre-check over the span's JSON finds a secret wherever it sits: beside quotes,
+    newlines, non-ASCII text and backslashes that JSON escapes, deep in nested attributes, in non-string
+    containers' strings; only a span with no trigger at all is passed through untouched."""
+    secret = SECRETS[kind]
+    tricky = f'line1\n"quoted" \\ é 数据 \t{secret}\x00end'
+    span = Span(
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        project_id="p",
+        name="n",
+        kind="llm",
+        start_ns=1,
+        end_ns=2,
+        attributes={"deep": {"list": [1, 2.5, True, None, {"x": tricky}]}, 7: "int key"},
+    )
+    out = Redactor(RedactionPolicy()).span(span)
+    assert secret not in repr(out)
+    assert "[REDACTED:" in repr(out)

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import InvalidInputError
 from llmops.tracing.models import RedactionPolicy, Span, TraceSettings
@@ -141,6 +143,13 @@ class Redactor:
         self._always = any(not r.triggers for r in rules)  # a rule without triggers must see every string
         self._triggers = tuple(dict.fromkeys(t for r in rules for t in r.triggers))
         self._min_len = min((r.min_len for r in rules), default=0)
+        # Whole-span pre-check: one regex search over the span's JSON instead of a walk over every string.
+        # Valid because JSON encoding (orjson: UTF-8, no escaping of printable characters) leaves each trigger
+        # literal intact; triggers with characters JSON would escape disable it.
+        safe = all('"' not in t and "\\" not in t and t.isprintable() for t in self._triggers)
+        self._blob_triggers = (
+            tuple(t.encode() for t in self._triggers) if self._triggers and safe and not self._always else None
+        )
 
     @property
     def active(self) -> bool:
@@ -187,6 +196,14 @@ class Redactor:
     def span(self, s: Span) -> Span:
         if not self._rules:
             return s
+        if self._blob_triggers is not None:
+            blob = orjson.dumps(
+                (s.name, s.error, s.user_id, s.session_id, s.attributes, s.input, s.output),
+                default=str,
+                option=orjson.OPT_NON_STR_KEYS,
+            )
+            if not any(t in blob for t in self._blob_triggers):  # bytes search: memchr-fast, no regex
+                return s
         scalars = (s.name, s.error, s.user_id, s.session_id)
         if not (any(v is not None and self._hit(v) for v in scalars) or self._needs((s.attributes, s.input, s.output))):
             return s
