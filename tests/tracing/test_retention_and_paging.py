@@ -3,6 +3,7 @@ job in a running server and a 10,000-span trace through the API."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -215,4 +216,12 @@ def test_a_10k_span_trace_pages_through_the_api(server: RunningServer) -> None:
             page = c.get(f"/api/traces/{tid}/spans", params={"cursor": cursor, "limit": 1000}).json()
             seen += [s["span_id"] for s in page["data"]]
             cursor = page["next_cursor"]
+        # the web page shows one page of spans at a time (never the whole 10,000) and links the next page
+        html = c.get(f"/traces/{tid}").text
+        assert "Showing 1000 of 10000 spans" in html and "step 999<" in html and "step 1000<" not in html
+        next_link = re.search(r'href="\?cursor=([^"]+)" rel="next"', html)
+        assert next_link is not None
+        page2 = c.get(f"/traces/{tid}?cursor={next_link.group(1)}").text
+        assert "step 1000<" in page2 and "step 999<" not in page2
+        assert c.get(f"/traces/{tid}?cursor=not-a-cursor").status_code == 404
     assert seen == all_ids

@@ -34,6 +34,7 @@ Authenticate = Callable[[Request], Awaitable[Principal]]
 COOKIE = "llmops_key"
 COOKIE_MAX_AGE_S = 30 * 86_400
 PAGE_SIZE = 50
+WEB_SPAN_PAGE = 1000  # spans per trace page in the UI: a huge trace never loads whole
 EXTRA_PARAMS = ("min_cost", "max_cost", "min_latency_ms", "max_latency_ms")
 # range name -> (length, bucket width), seconds; each gives 60-168 buckets
 RANGES = {"1h": (3_600, 60), "24h": (86_400, 900), "7d": (604_800, 3_600)}
@@ -273,13 +274,19 @@ def _trace_routes(router: APIRouter, ui: WebUI) -> None:
 
     @router.get("/traces/{trace_id}")
     async def trace(trace_id: str, request: Request, who: Principal = Depends(ui.require_login)) -> Response:
+        """One page of a trace's spans (``WEB_SPAN_PAGE``, in start order): a 10,000-span trace never loads
+        whole; bars stay relative to the whole trace so pages line up."""
+        traces, cursor = ui.services.traces, request.query_params.get("cursor")
         try:
-            summary, spans = await ui.services.traces.get_trace(who.project_id, trace_id.lower())
-        except NotFoundError:
+            summary, page = await traces.get_trace_page(who.project_id, trace_id.lower(), limit=WEB_SPAN_PAGE)
+            if cursor:
+                page = await traces.list_spans(who.project_id, summary.trace_id, cursor=cursor, limit=WEB_SPAN_PAGE)
+        except (NotFoundError, InvalidInputError):
             return await ui.page(request, who, "not_found.html", status_code=404)
-        rows, total_ms = trace_view.waterfall(spans)
+        rows, total_ms = trace_view.waterfall(page.items, start_ns=summary.start_ns, end_ns=summary.end_ns)
         scores = await ui.services.scores.scores_of_traces(who.project_id, [summary.trace_id])
         context = {"trace": summary, "rows": rows, "total_ms": total_ms, "view": trace_view, "scores": scores}
+        context |= {"next_cursor": page.next_cursor, "paged": bool(cursor) or page.next_cursor is not None}
         context["score_error"] = request.query_params.get("score_error")
         return await ui.page(request, who, "trace.html", nav="traces", **context)
 

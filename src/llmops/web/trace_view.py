@@ -49,19 +49,23 @@ class Message:
     finish_reason: str | None = None
 
 
-def waterfall(spans: list[Span]) -> tuple[list[SpanRow], float]:
-    """Depth-first rows with bar offsets/widths as percentages of the whole trace; and its length (ms)."""
+def waterfall(
+    spans: list[Span], *, start_ns: int | None = None, end_ns: int | None = None
+) -> tuple[list[SpanRow], float]:
+    """Depth-first rows with bar offsets/widths as percentages of the whole trace; and its length (ms).
+    ``start_ns``/``end_ns`` (the trace's) keep bars of one page of a big trace relative to the whole."""
     if not spans:
         return [], 0.0
-    start = min(s.start_ns for s in spans)
-    total_ns = max(max(s.end_ns for s in spans) - start, 1)
+    start = min(s.start_ns for s in spans) if start_ns is None else start_ns
+    end = max(s.end_ns for s in spans) if end_ns is None else end_ns
+    total_ns = max(end - start, 1)
     rows: list[SpanRow] = []
 
     def walk(nodes: list[dict[str, Any]]) -> None:
         for node in sorted(nodes, key=lambda n: n["span"].start_ns):
             s: Span = node["span"]
             width = min(max((s.end_ns - s.start_ns) / total_ns * 100, MIN_BAR_PCT), 100)
-            offset = min((s.start_ns - start) / total_ns * 100, 100 - width)
+            offset = min(max((s.start_ns - start) / total_ns * 100, 0), 100 - width)
             rows.append(SpanRow(s, node["depth"], round(offset, 3), round(width, 3), len(node["children"])))
             walk(node["children"])
 
