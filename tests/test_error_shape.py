@@ -55,6 +55,10 @@ def test_surfaces_share_the_shape(fake_upstream: FakeUpstream, server_factory) -
         _check(anon.post("/v1/chat/completions", json=chat), 401)  # fast path
         _check(anon.get("/v1/models"), 401)  # FastAPI /v1
         _check(anon.get("/api/traces"), 401)  # /api
+        # authentication comes before any validation: a bad body or parameter without a key is still a 401
+        _check(anon.post("/api/prompts", content=b"{not json"), 401)
+        _check(anon.get("/api/traces", params={"limit": 0}), 401)
+        _check(httpx.post(srv.base_url + "/api/prompts", json={}, headers={"Authorization": "Bearer sk-nope"}), 401)
         _check(c.post("/v1/chat/completions", content=b"{"), 400)
         _check(c.get("/api/traces", params={"limit": 0}), 400)
         _check(c.get("/api/traces", params={"start": "yesterday-ish"}), 400)

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from llmops import __version__
 from llmops.core.clock import Clock, SystemClock
@@ -185,6 +186,30 @@ def error_response(exc: LlmopsError) -> Response:
     return json_response(body, headers, status_code=status)
 
 
+class AuthenticateFirst:
+    """``/api/*`` and ``/v1/*`` answer 401 before anything else reads the request: no route can leak by
+    validating a body (400) or a path before its handler authenticates. Handlers still authenticate (the
+    principal they need comes from the same in-memory key cache, so the second look costs a dict lookup).
+    The gateway's fast path sits outside this middleware and authenticates on its own first."""
+
+    OPEN = frozenset({"/api/docs"})
+
+    def __init__(self, app: Any, projects: ProjectService) -> None:
+        self.app = app
+        self._projects = projects
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(("/api/", "/v1/")) and path not in self.OPEN:
+            conn = HTTPConnection(scope)
+            try:
+                await self._projects.authenticate(bearer_token(conn.headers) or conn.cookies.get("llmops_key"))
+            except LlmopsError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LlmopsError)
     async def _llmops(_: Request, exc: LlmopsError) -> Response:
@@ -261,6 +286,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return await svc.projects.authenticate(bearer_token(request.headers) or request.cookies.get("llmops_key"))
 
     app.include_router(create_gateway_router(svc.gateway, svc.projects))
+    app.add_middleware(AuthenticateFirst, projects=svc.projects)  # added before the fast path: runs inside it
     app.add_middleware(
         GatewayFastPath, service=svc.gateway, projects=svc.projects, max_body_bytes=settings.gateway.max_body_bytes
     )
