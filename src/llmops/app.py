@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 
 from llmops import __version__
 from llmops.core.clock import Clock, SystemClock
-from llmops.core.db import create_db_engine, upgrade
+from llmops.core.db import WalCheckpointer, create_db_engine, upgrade
 from llmops.core.errors import InvalidInputError, LlmopsError, error_envelope
 from llmops.core.http import HttpClient, create_http_client
 from llmops.core.settings import Settings
@@ -250,10 +250,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = services or build_services(settings)
+    checkpointer = WalCheckpointer(svc.engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         svc.loop = asyncio.get_running_loop()
+        checkpointer.start()
         svc.recorder.start()
         svc.retention.start()
         for provider in svc.factory.providers:
@@ -269,6 +271,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             for provider in svc.factory.providers:
                 await provider.aclose()
             await svc.http.aclose()
+            checkpointer.stop()
             svc.engine.dispose()
             release_framework_caches()
 

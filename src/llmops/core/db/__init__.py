@@ -1,5 +1,5 @@
 """Database engine and migrations (SQLAlchemy Core + Alembic) for SQLite and PostgreSQL alike."""
 
-from llmops.core.db.engine import create_db_engine, is_sqlite, upgrade
+from llmops.core.db.engine import WalCheckpointer, create_db_engine, is_sqlite, upgrade
 
-__all__ = ["create_db_engine", "is_sqlite", "upgrade"]
+__all__ = ["WalCheckpointer", "create_db_engine", "is_sqlite", "upgrade"]

@@ -6,6 +6,9 @@ process (kill -9); see docs/architecture.md for the power-loss trade-off.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Writers never checkpoint below this WAL size (pages of 4 KiB): the background WalCheckpointer does it. The cap
+# bounds the WAL when no checkpointer runs (CLI tools, a stalled thread).
+WAL_AUTOCHECKPOINT_PAGES = 20_000
+log = logging.getLogger("llmops.db")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -38,7 +45,56 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # A 64 MiB page cache per connection (default: 2 MiB): span/trace inserts land at random places of the
+    # (trace_id, span_id) and full-text indexes; with the default cache the write rate fell ~2.5x by 100k spans.
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cur.close()
+
+
+class WalCheckpointer:
+    """Checkpoints the SQLite WAL from a background thread every ``interval_s``.
+
+    Why: with SQLite's default auto-checkpoint (every 1,000 WAL pages) the commit that crosses the mark copies
+    the WAL into the database and fsyncs it *inside the writer's transaction*: measured at ~100 µs per span
+    written once the database held ~100k spans (the write rate halved). A PASSIVE checkpoint from its own
+    connection never blocks readers or the writer, and SQLite releases the GIL while it runs, so the copy
+    happens on the other core. A no-op for PostgreSQL and in-memory databases."""
+
+    def __init__(self, engine: Engine, *, interval_s: float = 0.5) -> None:
+        database = engine.url.database if is_sqlite(engine) else None
+        self._path = database if database and database != ":memory:" else None
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        if self._path is None or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="llmops-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(str(self._path), timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error:  # thread boundary: a busy or vanished database must not kill the thread
+                    log.warning("WAL checkpoint failed; will retry", exc_info=True)
+        finally:
+            conn.close()
 
 
 def upgrade(engine: Engine) -> None:
