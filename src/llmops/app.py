@@ -192,7 +192,7 @@ class AuthenticateFirst:
     principal they need comes from the same in-memory key cache, so the second look costs a dict lookup).
     The gateway's fast path sits outside this middleware and authenticates on its own first."""
 
-    OPEN = frozenset({"/api/docs"})
+    OPEN = frozenset({"/api/docs", "/v1/traces"})  # OTLP ingest answers 401 itself, as a google.rpc.Status
 
     def __init__(self, app: Any, projects: ProjectService) -> None:
         self.app = app

@@ -177,6 +177,39 @@ def _insert_sql(table: str, cols: list[str], mark: str, conflict: str) -> str:
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) {conflict}"
 
 
+class _MultiRowInsert:
+    """One ``INSERT … VALUES (…), (…), …`` per chunk of rows instead of ``executemany`` (SQLite).
+
+    Why: Python's sqlite3 releases the GIL around every ``sqlite3_step``, i.e. once per row of an executemany.
+    When the event loop keeps the GIL busy (a gateway under load), each re-acquisition waits a whole switch
+    interval (5 ms), so a 512-span batch took seconds and the span queue overflowed. One statement per chunk
+    hands the GIL over a few times per batch instead of once per row."""
+
+    MAX_PARAMS = 30_000  # SQLite >= 3.32 allows 32,766 host parameters per statement
+
+    def __init__(self, head: str, width: int, tail: str) -> None:
+        self._head, self._width, self._tail = head, width, tail
+        self._rows_per_statement = max(1, self.MAX_PARAMS // width)
+        self._row = "(" + ", ".join(["?"] * width) + ")"
+        self._sql: dict[int, str] = {}
+
+    def run(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        step = self._rows_per_statement
+        for i in range(0, len(rows), step):
+            chunk = rows[i : i + step]
+            sql = self._sql.get(len(chunk))
+            if sql is None:
+                sql = self._sql[len(chunk)] = f"{self._head} VALUES {', '.join([self._row] * len(chunk))} {self._tail}"
+            conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+
+
+def _multi_from(single_row_sql: str, width: int) -> _MultiRowInsert:
+    """Split ``INSERT INTO t (cols) VALUES (?, …) tail`` into its head and tail around the one VALUES row."""
+    head, rest = single_row_sql.split(" VALUES ", 1)
+    tail = rest[rest.index(")") + 1 :].strip()
+    return _MultiRowInsert(head, width, tail)
+
+
 class SqlTraceStore:
     """Writes go through the DB-API driver directly (executemany of one prepared statement): SQLAlchemy's
     per-row statement processing cost more CPU than the database itself (see docs/benchmarks.md)."""
@@ -192,6 +225,13 @@ class SqlTraceStore:
         self._mark = mark
         self._dialect = engine.dialect.name
         self._search_sql = search_insert_sql(self._dialect)
+        self._multi: dict[str, _MultiRowInsert] | None = None
+        if self._dialect == "sqlite":
+            self._multi = {
+                "spans": _multi_from(self._span_sql, len(_SPAN_COLS)),
+                "traces": _multi_from(self._trace_sql, len(_TRACE_FIELDS)),
+                "search": _multi_from(self._search_sql, 4),
+            }
         # One writer at a time per process: SQLite upgrades a read transaction to a write one without waiting
         # (SQLITE_BUSY at once), and concurrent aggregates of one trace would double-count on PostgreSQL.
         self._write_lock = threading.Lock()
@@ -212,9 +252,15 @@ class SqlTraceStore:
         if not new:
             return 0
         rows = [_span_values(sp) for sp in new]
-        conn.exec_driver_sql(self._span_sql, rows)
-        conn.exec_driver_sql(self._trace_sql, [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)])
+        trace_rows = [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)]
         searchable = search_rows(new)
+        if self._multi is not None:
+            self._multi["spans"].run(conn, rows)
+            self._multi["traces"].run(conn, trace_rows)
+            self._multi["search"].run(conn, searchable)  # type: ignore[arg-type]
+            return len(new)
+        conn.exec_driver_sql(self._span_sql, rows)
+        conn.exec_driver_sql(self._trace_sql, trace_rows)
         if searchable:
             conn.exec_driver_sql(self._search_sql, searchable)
         return len(new)
