@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops.core.settings import GatewaySettings, LocalModelSettings, PromptSettings, Settings, TracingSettings
+from llmops.core.settings import (
+    GatewaySettings,
+    LocalModelSettings,
+    OnlineEvalSettings,  # review / online evals
+    PromptSettings,
+    RagSettings,  # RAG core
+    Settings,
+    TracingSettings,
+)
 from llmops.gateway.config import GatewayConfig
 from tests.conftest import RunningServer
 
@@ -32,10 +40,18 @@ def _blocks(lang: str) -> list[tuple[str, str]]:
 
 def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "settings.md").read_text()
-    for cls in (Settings, GatewaySettings, LocalModelSettings, TracingSettings, PromptSettings):
+    for cls in (
+        Settings,
+        GatewaySettings,
+        LocalModelSettings,
+        TracingSettings,
+        PromptSettings,
+        RagSettings,
+        OnlineEvalSettings,  # review / online evals
+    ):
         prefix = cls.model_config.get("env_prefix", "")
         for name in cls.model_fields:
-            if name in ("gateway", "local", "tracing", "prompts"):
+            if name in ("gateway", "local", "tracing", "prompts", "rag", "online_eval"):
                 continue
             assert f"`{prefix}{name.upper()}`" in text, f"{prefix}{name.upper()} missing from docs/settings.md"
 

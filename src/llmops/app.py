@@ -7,6 +7,7 @@ their own settings (tmp ``LLMOPS_HOME``, Postgres URL, config pointing at a fake
 from __future__ import annotations
 
 import asyncio
+import importlib  # review / online evals: the evaluator registry, when installed
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -28,6 +29,11 @@ from llmops.core.db import WalCheckpointer, create_db_engine, upgrade
 from llmops.core.errors import InvalidInputError, LlmopsError, error_envelope
 from llmops.core.http import HttpClient, create_http_client
 from llmops.core.settings import Settings
+from llmops.evals._sql_review import SqlReviewStore  # review / online evals
+from llmops.evals.calibration import CalibrationService  # review / online evals
+from llmops.evals.online import ONLINE_KEY_ID, EvaluatorFactory, OnlineRuleService, OnlineWorker  # review/online
+from llmops.evals.review import ReviewService  # review / online evals
+from llmops.evals.review_http import create_online_router, create_review_router  # review / online evals
 from llmops.gateway import (
     GatewayService,
     OnnxEmbedder,
@@ -56,6 +62,10 @@ from llmops.tracing.ingest import IngestService
 from llmops.tracing.ingest_http import create_ingest_router, create_settings_router
 from llmops.tracing.privacy import RedactingWriter, TraceSettingsService
 from llmops.tracing.retention import RetentionJob
+from llmops.rag import RagService  # RAG core
+from llmops.rag._sql import SqlRagStore  # RAG core
+from llmops.rag.http import create_rag_router  # RAG core
+from llmops.rag.retriever import RagRetriever  # RAG core
 
 log = logging.getLogger("llmops")
 
@@ -80,6 +90,13 @@ class Services:
     trace_settings: TraceSettingsService
     retention: RetentionJob
     loop: asyncio.AbstractEventLoop | None = None  # the serving loop, set at start-up
+    # --- human review / calibration / online evaluation (evals/review.py, calibration.py, online.py) ---
+    review: ReviewService | None = None
+    calibration: CalibrationService | None = None
+    online_rules: OnlineRuleService | None = None
+    online_worker: OnlineWorker | None = None
+    # --- end review ---
+    rag: RagService | None = None  # RAG core (attach_rag)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -147,6 +164,64 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             clock=clock,
         ),
     )
+
+
+# --- human review / calibration / online evaluation -------------------------------------------------------------
+def evaluator_factory(svc: Services) -> EvaluatorFactory | None:
+    """Scorer specs -> evaluators, through the evaluator registry (None while it is not installed)."""
+    try:
+        registry = importlib.import_module("llmops.evals.evaluators.registry")
+    except ImportError:
+        return None
+    deps_by_project: dict[str, Any] = {}
+
+    def create(spec: Any, project_id: str) -> Any:
+        if project_id not in deps_by_project:  # judges' calls are recorded in the rule's project
+            who = Principal(project_id, ONLINE_KEY_ID, "online-eval", is_admin=False)
+            deps_by_project[project_id] = registry.EvaluatorDeps(
+                gateway=svc.gateway, principal=who, embedder=svc.embedder
+            )
+        return registry.create_evaluator(spec, deps_by_project[project_id])
+
+    return create
+
+
+def attach_review(svc: Services) -> None:
+    """Build the review, calibration and online-evaluation services on ``svc`` (idempotent)."""
+    if svc.review is not None:
+        return
+    store, online = SqlReviewStore(svc.engine), svc.settings.online_eval
+    datasets = getattr(svc, "datasets", None)  # the evals core's DatasetService, when it exists
+    svc.review = ReviewService(store, svc.traces, svc.scores, datasets=datasets)
+    svc.calibration = CalibrationService(svc.review, svc.scores)
+    factory = evaluator_factory(svc)
+    svc.online_rules = OnlineRuleService(store, evaluators=factory)
+    svc.online_worker = OnlineWorker(
+        store,
+        svc.traces,
+        svc.scores,
+        factory,
+        queue_size=online.queue_size,
+        poll_interval_s=online.poll_interval_s,
+        max_traces_per_poll=online.max_traces_per_poll,
+        score_timeout_s=online.score_timeout_s,
+    )
+
+
+# --- end review ---------------------------------------------------------------------------------------------------
+
+
+# --- RAG core -----------------------------------------------------------------------------------------------------
+def attach_rag(svc: Services) -> None:
+    """Build the RAG service on ``svc`` and let the gateway retrieve through it (idempotent). Corpus health
+    hooks in by setting ``svc.rag.on_documents_changed``."""
+    if svc.rag is not None:
+        return
+    svc.rag = RagService(SqlRagStore(svc.engine), svc.embedder, svc.settings.rag, recorder=svc.recorder)
+    svc.gateway.use_retriever(RagRetriever(svc.rag), max_chars=svc.settings.rag.max_context_chars)
+
+
+# --- end RAG core -------------------------------------------------------------------------------------------------
 
 
 def build_project_service(settings: Settings) -> ProjectService:
@@ -250,6 +325,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = services or build_services(settings)
+    attach_review(svc)  # review / online evals
+    attach_rag(svc)  # RAG core
     checkpointer = WalCheckpointer(svc.engine)
 
     @asynccontextmanager
@@ -258,6 +335,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         checkpointer.start()
         svc.recorder.start()
         svc.retention.start()
+        if svc.online_worker is not None and svc.settings.online_eval.enabled:  # review / online evals
+            svc.online_worker.start()
         for provider in svc.factory.providers:
             warm = getattr(provider, "warm_up", None)
             if warm is not None:
@@ -265,6 +344,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         try:
             yield
         finally:
+            if svc.online_worker is not None:  # review / online evals
+                await svc.online_worker.stop()
             await svc.retention.stop()
             await svc.recorder.stop()
             svc.ingest.close()
@@ -297,6 +378,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(create_tracing_router(svc.traces, authenticate, scores=svc.scores))
     app.include_router(create_projects_router(svc.projects, authenticate))
     app.include_router(create_prompts_router(svc.prompts, authenticate))
+    assert svc.rag is not None  # RAG core
+    app.include_router(create_rag_router(svc.rag, authenticate))  # RAG core
+    assert svc.review is not None and svc.calibration is not None  # review / online evals
+    assert svc.online_rules is not None and svc.online_worker is not None
+    app.include_router(create_review_router(svc.review, svc.calibration, authenticate))
+    app.include_router(create_online_router(svc.online_rules, svc.online_worker, authenticate))
 
     async def authenticate_header(request: Request) -> Principal:  # OTLP senders: a key header, never a cookie
         return await svc.projects.authenticate(bearer_token(request.headers))

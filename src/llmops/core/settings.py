@@ -61,6 +61,34 @@ class PromptSettings(BaseSettings):
     )
 
 
+# --- RAG core (owned by the RAG work) ---
+class RagSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_RAG_", extra="ignore")
+
+    chunk_size: int = Field(800, description="Default chunk size of a new collection, characters.")
+    chunk_overlap: int = Field(100, description="Default overlap between consecutive chunks, characters.")
+    max_file_bytes: int = Field(20 * 1024 * 1024, description="Largest file `llmops rag ingest` reads, bytes.")
+    max_document_chars: int = Field(2_000_000, description="Longest document text accepted by the API.")
+    max_batch_documents: int = Field(1000, description="Most documents accepted in one push.")
+    default_k: int = Field(5, description="Chunks a search or a gateway injection returns when k is not given.")
+    max_k: int = Field(100, description="Largest k a search may ask for.")
+    max_context_chars: int = Field(
+        12_000, description="Longest retrieved context the gateway injects into a chat (system message)."
+    )
+    hnsw_connectivity: int = Field(16, description="usearch HNSW graph degree (M).")
+    hnsw_expansion_search: int = Field(64, description="usearch HNSW ef at search time (recall vs latency).")
+
+
+class OnlineEvalSettings(BaseSettings):  # human review / online evaluation (evals/online.py)
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_ONLINE_EVAL_", extra="ignore")
+
+    enabled: bool = Field(True, description="Run the online evaluation worker in the server.")
+    poll_interval_s: float = Field(2.0, description="How often the worker looks for new traces to score.")
+    queue_size: int = Field(1000, description="Scoring jobs buffered; beyond this new jobs are dropped and counted.")
+    max_traces_per_poll: int = Field(500, description="Most traces one rule takes per poll (the rest wait).")
+    score_timeout_s: float = Field(60.0, description="Longest one scorer may take on one trace.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
 
@@ -79,6 +107,8 @@ class Settings(BaseSettings):
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)  # RAG core
+    online_eval: OnlineEvalSettings = Field(default_factory=OnlineEvalSettings)  # review / online evals
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -11,10 +11,15 @@ from llmops.gateway.http import create_gateway_router
 from llmops.gateway.pricing import PriceTable
 from llmops.gateway.providers import ProviderFactory, build_routes
 from llmops.gateway.providers.embed import OnnxEmbedder
+from llmops.gateway.recording import CallContext
+from llmops.gateway.retrieval import Passage, Retriever
 from llmops.gateway.routing import Router
 from llmops.gateway.service import GatewayService
 
 __all__ = [
+    "CallContext",
+    "Passage",
+    "Retriever",
     "GatewayConfig",
     "GatewayService",
     "OnnxEmbedder",

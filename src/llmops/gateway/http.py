@@ -63,6 +63,7 @@ def call_context(headers: Mapping[str, str], principal: Principal, body: Any) ->
         user_id=str(user)[:256] if user else None,
         session_id=(headers.get("x-llmops-session") or "")[:256] or None,
         start_ns=time.time_ns(),
+        rag=headers.get("x-llmops-rag"),
     )
 
 

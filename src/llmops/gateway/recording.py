@@ -39,6 +39,7 @@ class CallContext:
     session_id: str | None
     start_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)  # extra span attributes (e.g. llmops.prompt.*)
+    rag: str | None = None  # the x-llmops-rag header (see gateway.retrieval)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from llmops.core.clock import Clock, SystemClock
-from llmops.core.errors import Attempt, LlmopsError, UpstreamError
+from llmops.core.errors import Attempt, InvalidInputError, LlmopsError, UpstreamError
 from llmops.core.settings import GatewaySettings
 from llmops.gateway.pricing import PriceTable
 from llmops.gateway.prompting import apply_prompt, wants_prompt
@@ -28,6 +28,7 @@ from llmops.gateway.recording import (
     input_messages,
     output_message,
 )
+from llmops.gateway.retrieval import Retriever, apply_rag, wants_rag
 from llmops.gateway.routing import Deployment, Router
 from llmops.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, parse
 from llmops.prompts import PromptService
@@ -68,14 +69,22 @@ class GatewayService:
         clock: Clock | None = None,
         model_info: dict[str, str | None] | None = None,
         prompts: PromptService | None = None,
+        retriever: Retriever | None = None,
+        rag_max_chars: int = 12_000,
     ) -> None:
         self._prompts = prompts
+        self._retriever = retriever  # RAG context injection (wired by app.py; see gateway.retrieval)
+        self._rag_max_chars = rag_max_chars
         self._router = router
         self._recorder = recorder
         self._prices = prices
         self._settings = settings
         self._clock = clock or SystemClock()
         self._model_info = model_info or {}
+
+    def use_retriever(self, retriever: Retriever, *, max_chars: int) -> None:
+        """Enable RAG context injection (called by the composition root)."""
+        self._retriever, self._rag_max_chars = retriever, max_chars
 
     def list_models(self) -> list[dict[str, Any]]:
         return [
@@ -146,6 +155,8 @@ class GatewayService:
     async def chat(self, ctx: CallContext, raw: dict[str, Any]) -> Reply | StreamReply:
         if self._prompts is not None and wants_prompt(raw):
             raw = await self._from_prompt(self._prompts, ctx, raw)
+        if wants_rag(ctx, raw):
+            raw = await self._with_context(ctx, raw)
         req: ChatCompletionRequest = parse(ChatCompletionRequest, raw)
         limit = self._settings.max_capture_chars
         content = input_messages(raw["messages"], limit) if self._settings.capture_content else None
@@ -175,6 +186,16 @@ class GatewayService:
             return await apply_prompt(prompts, ctx, raw)
         except LlmopsError as exc:
             self._fail(ctx, "chat", str(raw.get("model") or "prompt"), raw, exc, None)
+            raise
+
+    async def _with_context(self, ctx: CallContext, raw: dict[str, Any]) -> dict[str, Any]:
+        """The request with retrieved context (see ``gateway.retrieval``); a failure is recorded too."""
+        try:
+            if self._retriever is None:
+                raise InvalidInputError("retrieval (x-llmops-rag / llmops.rag) is not enabled", param="llmops.rag")
+            return await apply_rag(self._retriever, ctx, raw, max_chars=self._rag_max_chars)
+        except LlmopsError as exc:
+            self._fail(ctx, "chat", str(raw.get("model") or "rag"), raw, exc, None)
             raise
 
     async def _chat_stream(

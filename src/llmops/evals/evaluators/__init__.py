@@ -1,1 +1,27 @@
-"""Scorers, one per module (owned by the scorers work)."""
+"""Scorers, one per module, built from specs by :mod:`~llmops.evals.evaluators.registry`.
+
+Deterministic (exact, contains, regex, json_valid, json_schema, numeric, edit_distance, bleu, rouge), local models
+(semantic_similarity with the MiniLM embedder, factual_consistency with the NLI classifier, toxicity with the
+local classifier), LLM judges (``judge``: rubrics through the gateway) and RAG metrics (faithfulness,
+answer_relevancy, context_precision, context_recall). See docs/scorers.md.
+"""
+
+from llmops.evals.evaluators.registry import (
+    ChatGateway,
+    Embedder,
+    EvaluatorDeps,
+    EvaluatorInfo,
+    create_evaluator,
+    list_evaluators,
+    parse_spec,
+)
+
+__all__ = [
+    "ChatGateway",
+    "Embedder",
+    "EvaluatorDeps",
+    "EvaluatorInfo",
+    "create_evaluator",
+    "list_evaluators",
+    "parse_spec",
+]
