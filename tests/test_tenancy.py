@@ -65,6 +65,8 @@ LISTS_A = {
     "/ui/fragments/traces",
     "/sessions",
     "/users",
+    "/api/rag/collections",  # RAG core
+    "/rag",  # RAG core
 }
 # Detail routes whose own-project answer must show the tenant's canary (positive control for the 404s).
 OWN_DETAIL = {
@@ -76,6 +78,9 @@ OWN_DETAIL = {
     "/traces/{trace_id}",
     "/sessions/{session_id:path}",
     "/users/{user_id:path}",
+    "/api/rag/collections/{collection}",  # RAG core
+    "/api/rag/{collection}/documents/{document_id:path}",  # RAG core
+    "/rag/{collection}",  # RAG core
 }
 PARAM = re.compile(r"{(\w+)(:\w+)?}")
 
@@ -92,6 +97,8 @@ class Tenant:
     gateway_trace_id: str = ""
     score_id: str = ""
     prompt: str = ""  # set when the prompt registry accepted the tenant's canary prompt
+    collection: str = ""  # RAG core: set when the tenant's canary collection was ingested
+    review: dict[str, str] | None = None  # review / online evals: queue_id, item_id, rule_id of the tenant
 
     @property
     def user(self) -> str:
@@ -120,6 +127,8 @@ class Tenant:
             "key_id": self.key_id,
             "model_id": "local",
             **({"name": self.prompt, "ref": "1", "label": "production"} if self.prompt else {}),
+            **({"collection": self.collection, "document_id": f"{self.canary}.md"} if self.collection else {}),
+            **(self.review or {}),  # review / online evals
         }
 
 
@@ -191,6 +200,27 @@ def _seed(srv: RunningServer, t: Tenant) -> None:
     prompt = {"name": f"{t.canary}-prompt", "type": "text", "template": f"Hi {t.canary}", "labels": ["production"]}
     resp = httpx.post(srv.base_url + "/api/prompts", json=prompt, headers={"Authorization": f"Bearer {t.key}"})
     t.prompt = prompt["name"] if resp.status_code == 201 else ""  # best effort: the registry is another team's
+    rag = httpx.Client(base_url=srv.base_url, headers={"Authorization": f"Bearer {t.key}"}, timeout=60)  # RAG core
+    if rag.post("/api/rag/collections", json={"name": f"{t.canary}-kb"}).status_code == 201:
+        doc = {"id": f"{t.canary}.md", "text": f"# {t.canary}\n\nsecret {t.canary}", "format": "markdown"}
+        resp = rag.post(f"/api/rag/{t.canary}-kb/documents", json={"documents": [doc]})
+        t.collection = f"{t.canary}-kb" if resp.status_code == 200 else ""
+    _seed_review(rag, t)  # review / online evals
+
+
+def _seed_review(api: httpx.Client, t: Tenant) -> None:
+    """A score config, a queue holding the tenant's trace and a (disabled) online rule, all full of the canary
+    (review / online evals; no labels, so the tenant's scores stay as ``_assert_b_intact`` expects)."""
+    api.post("/api/score-configs", json={"name": "tone", "data_type": "categorical", "categories": ["ok", t.canary]})
+    queue = {"name": f"{t.canary}-queue", "configs": ["tone"], "trace_ids": [t.trace_id], "description": t.canary}
+    resp = api.post("/api/review-queues", json=queue)
+    assert resp.status_code == 201, resp.text
+    queue_id = resp.json()["queue_id"]
+    item_id = api.get(f"/api/review-queues/{queue_id}/items").json()["data"][0]["item_id"]
+    rule = {"name": f"{t.canary}-rule", "scorers": [{"name": "contains", "value": t.canary}], "enabled": False}
+    resp = api.post("/api/online-rules", json=rule)
+    assert resp.status_code == 201, resp.text
+    t.review = {"queue_id": queue_id, "item_id": item_id, "rule_id": resp.json()["rule_id"]}
 
 
 def _routes(app: Any) -> list[tuple[str, str]]:

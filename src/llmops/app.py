@@ -66,6 +66,10 @@ from llmops.rag import RagService  # RAG core
 from llmops.rag._sql import SqlRagStore  # RAG core
 from llmops.rag.http import create_rag_router  # RAG core
 from llmops.rag.retriever import RagRetriever  # RAG core
+from llmops.rag._health_sql import SqlFindingStore  # RAG corpus health
+from llmops.rag.health import HealthService  # RAG corpus health
+from llmops.rag.health.adjudicator import GatewayAdjudicator  # RAG corpus health
+from llmops.rag.health.http import create_health_router  # RAG corpus health
 
 log = logging.getLogger("llmops")
 
@@ -97,6 +101,7 @@ class Services:
     online_worker: OnlineWorker | None = None
     # --- end review ---
     rag: RagService | None = None  # RAG core (attach_rag)
+    rag_health: HealthService | None = None  # RAG corpus health (attach_rag_health)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -224,6 +229,31 @@ def attach_rag(svc: Services) -> None:
 # --- end RAG core -------------------------------------------------------------------------------------------------
 
 
+# --- RAG corpus health --------------------------------------------------------------------------------------------
+def attach_rag_health(svc: Services) -> None:
+    """Corpus health over the RAG store; re-checks changed documents after every ingest (idempotent)."""
+    if svc.rag_health is not None or svc.rag is None:
+        return
+    from llmops.classifiers.nli import NliModel
+
+    hs = svc.settings.rag_health
+    rag = svc.rag
+    adjudicator = GatewayAdjudicator(svc.gateway, hs.adjudicator_model) if hs.adjudicator_model else None
+    svc.rag_health = HealthService(
+        rag.reader,
+        SqlFindingStore(svc.engine),
+        hs,
+        embed=lambda texts: svc.embedder.embed(texts)[0],
+        nli=NliModel(threads=svc.settings.local.embed_threads) if hs.use_nli else None,
+        adjudicator=adjudicator,
+        find_collection=rag.store.find_collection,
+    )
+    rag.on_documents_changed = svc.rag_health.on_documents_changed
+
+
+# --- end RAG corpus health ----------------------------------------------------------------------------------------
+
+
 def build_project_service(settings: Settings) -> ProjectService:
     """Projects and keys only (the CLI's `keys` commands): migrates, never loads models."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -327,6 +357,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     svc = services or build_services(settings)
     attach_review(svc)  # review / online evals
     attach_rag(svc)  # RAG core
+    attach_rag_health(svc)  # RAG corpus health
     checkpointer = WalCheckpointer(svc.engine)
 
     @asynccontextmanager
@@ -380,6 +411,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(create_prompts_router(svc.prompts, authenticate))
     assert svc.rag is not None  # RAG core
     app.include_router(create_rag_router(svc.rag, authenticate))  # RAG core
+    assert svc.rag_health is not None  # RAG corpus health
+    app.include_router(create_health_router(svc.rag_health, authenticate))  # RAG corpus health
     assert svc.review is not None and svc.calibration is not None  # review / online evals
     assert svc.online_rules is not None and svc.online_worker is not None
     app.include_router(create_review_router(svc.review, svc.calibration, authenticate))

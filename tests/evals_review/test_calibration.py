@@ -75,8 +75,16 @@ def test_calibrate_rescales_a_unit_judge_to_the_human_scale() -> None:
     traces labelled on one side only are counted as unpaired."""
     cfg = ScoreConfig("c", "p", "quality", "numeric", 1, 5)
     human = [_score("t1", "quality", 2, "human", t=1), _score("t1", "quality", 1, "human", t=2)]
-    human += [_score("t2", "quality", 3, "human"), _score("t3", "quality", 5, "human"), _score("t9", "quality", 4, "human")]
-    judge = [_score("t1", "j", 0.0, "llm_judge"), _score("t2", "j", 0.5, "llm_judge"), _score("t3", "j", 1.0, "llm_judge")]
+    human += [
+        _score("t2", "quality", 3, "human"),
+        _score("t3", "quality", 5, "human"),
+        _score("t9", "quality", 4, "human"),
+    ]
+    judge = [
+        _score("t1", "j", 0.0, "llm_judge"),
+        _score("t2", "j", 0.5, "llm_judge"),
+        _score("t3", "j", 1.0, "llm_judge"),
+    ]
     judge += [_score("t8", "j", 0.2, "llm_judge")]
     result = calibrate("j", cfg, human, judge)
     assert result.n == 3 and result.kappa == pytest.approx(1.0) and result.agreement == 1.0

@@ -35,9 +35,9 @@ def api(srv: RunningServer) -> httpx.Client:
     return client
 
 
-def _trace(srv: RunningServer, trace_id: str) -> dict[str, Any]:
+def _spans(srv: RunningServer, trace_id: str) -> list[dict[str, Any]]:
     srv.flush()
-    return srv.client().get(f"/api/traces/{trace_id}").json()  # type: ignore[no-any-return]
+    return srv.client().get(f"/api/traces/{trace_id}/spans").json()["data"]  # type: ignore[no-any-return]
 
 
 def test_collections_documents_versions_and_search(api: httpx.Client) -> None:
@@ -75,7 +75,7 @@ def test_search_is_a_traced_retrieval_span(srv: RunningServer, api: httpx.Client
     api.post("/api/rag/kb/search", json={"query": "express shipping price", "k": 2})
     srv.flush()
     traces = api.get("/api/traces", params={"limit": 10}).json()["data"]
-    spans = [s for t in traces for s in _trace(srv, t["trace_id"])["spans"] if s["kind"] == "retrieval"]
+    spans = [s for t in traces for s in _spans(srv, t["trace_id"]) if s["kind"] == "retrieval"]
     assert spans, traces
     attrs = spans[0]["attributes"]
     assert attrs["llmops.rag.collection"] == "kb" and len(attrs["retrieval.chunk_ids"]) == 2
@@ -95,9 +95,9 @@ def test_gateway_injects_retrieved_context(srv: RunningServer, api: httpx.Client
     assert [m["role"] for m in sent["messages"]] == ["system", "system", "user"]
     assert "Gift cards" in sent["messages"][1]["content"] and "refunds.md" in sent["messages"][1]["content"]
     assert "llmops" not in sent
-    trace = _trace(srv, raw.headers["x-llmops-trace-id"])
-    chat = next(s for s in trace["spans"] if s["kind"] == "llm")
-    retrieval = next(s for s in trace["spans"] if s["kind"] == "retrieval")
+    spans = _spans(srv, raw.headers["x-llmops-trace-id"])
+    chat = next(s for s in spans if s["kind"] == "llm")
+    retrieval = next(s for s in spans if s["kind"] == "retrieval")
     assert retrieval["parent_span_id"] == chat["span_id"]
     assert chat["attributes"]["llmops.rag.chunk_ids"] == retrieval["attributes"]["retrieval.chunk_ids"]
     client.chat.completions.create(

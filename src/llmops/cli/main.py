@@ -8,6 +8,7 @@ from llmops import __version__
 from llmops.cli.client import chat, models
 from llmops.cli.keys import keys
 from llmops.cli.prompts import prompt
+from llmops.cli.rag import rag  # RAG core
 from llmops.cli.serve import serve
 
 
@@ -22,6 +23,7 @@ cli.add_command(keys)
 cli.add_command(models)
 cli.add_command(chat)
 cli.add_command(prompt)
+cli.add_command(rag)  # RAG core
 
 
 def main() -> None:

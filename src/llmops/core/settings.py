@@ -79,6 +79,26 @@ class RagSettings(BaseSettings):
     hnsw_expansion_search: int = Field(64, description="usearch HNSW ef at search time (recall vs latency).")
 
 
+# --- RAG corpus health (owned by the corpus-health work) ---
+class RagHealthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_RAG_HEALTH_", extra="ignore")
+
+    use_nli: bool = Field(True, description="Score candidate contradictions with the local NLI model (both ways).")
+    top_k: int = Field(8, description="Embedding neighbours per claim considered as contradiction candidates.")
+    min_cosine: float = Field(0.5, description="Least claim-embedding cosine for a candidate pair.")
+    outdated_min_days: int = Field(
+        90, description="Effective dates at least this far apart make a conflict 'outdated vs newer'."
+    )
+    stale_after_days: int = Field(730, description="A document whose effective date is older than this is stale.")
+    duplicate_min_cosine: float = Field(0.92, description="Least embedding cosine of near-duplicate candidates.")
+    duplicate_min_similarity: float = Field(
+        90.0, description="Least rapidfuzz text similarity (0-100) confirming a near-duplicate."
+    )
+    adjudicator_model: str | None = Field(
+        None, description="Gateway model alias asked about uncertain pairs (NLI-only evidence); off when unset."
+    )
+
+
 class OnlineEvalSettings(BaseSettings):  # human review / online evaluation (evals/online.py)
     model_config = SettingsConfigDict(env_prefix="LLMOPS_ONLINE_EVAL_", extra="ignore")
 
@@ -108,6 +128,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     rag: RagSettings = Field(default_factory=RagSettings)  # RAG core
+    rag_health: RagHealthSettings = Field(default_factory=RagHealthSettings)  # RAG corpus health
     online_eval: OnlineEvalSettings = Field(default_factory=OnlineEvalSettings)  # review / online evals
 
     def resolved_database_url(self) -> str:

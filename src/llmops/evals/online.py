@@ -222,6 +222,7 @@ class OnlineWorker:
         self._clock = clock or SystemClock()
         self._enqueued_to: dict[str, tuple[int, str]] = {}  # rule -> last trace handed to the queue
         self._built: dict[str, Evaluator] = {}
+        self._pending: dict[str, int] = {}  # rule -> its jobs waiting in the queue
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = WorkerStats()
 
@@ -292,7 +293,10 @@ class OnlineWorker:
             self._offer(_Job(rule, trace))
         last = (candidates[-1].start_ns, candidates[-1].trace_id)
         self._enqueued_to[rule.rule_id] = last
-        self._offer(_Checkpoint(rule.rule_id, last), count=False)
+        if self._pending.get(rule.rule_id, 0) == 0:  # nothing of this rule queued: the cursor moves now
+            await asyncio.to_thread(self._store.advance, rule.rule_id, last, scored=0, failed=0)
+        else:  # after the rule's queued jobs are scored
+            self._offer(_Checkpoint(rule.rule_id, last), count=False)
 
     async def _candidates(self, rule: OnlineRule, after: tuple[int, str], end_ns: int) -> list[TraceSummary]:
         """Traces in [after, end) oldest first, at most ``max_traces_per_poll`` (the rest wait for the next poll)."""
@@ -317,14 +321,18 @@ class OnlineWorker:
                 rid = job.rule.rule_id
                 self.stats.dropped_by_rule[rid] = self.stats.dropped_by_rule.get(rid, 0) + 1
             return
-        if count:
+        if isinstance(job, _Job):
             self.stats.enqueued += 1
+            self._pending[job.rule.rule_id] = self._pending.get(job.rule.rule_id, 0) + 1
 
     async def _handle(self, job: _Job | _Checkpoint) -> None:
         if isinstance(job, _Checkpoint):
             await asyncio.to_thread(self._store.advance, job.rule_id, job.cursor, scored=0, failed=0)
             return
-        scored, failed = await self._score(job)
+        try:
+            scored, failed = await self._score(job)
+        finally:
+            self._pending[job.rule.rule_id] -= 1
         self.stats.scored += scored
         self.stats.failed += failed
         cursor = (job.trace.start_ns, job.trace.trace_id)

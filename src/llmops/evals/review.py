@@ -264,7 +264,7 @@ def text_of(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value and isinstance(value[-1], Mapping):
-        return text_of(value[-1].get("content"))
+        return text_of(value[-1])
     if isinstance(value, Mapping):
         if isinstance(value.get("parts"), list):  # OTel GenAI message: text parts
             return "".join(str(p.get("content", "")) for p in value["parts"] if isinstance(p, Mapping))

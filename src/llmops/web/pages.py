@@ -211,6 +211,12 @@ def mount_web(app: FastAPI, services: WebServices, authenticate: Authenticate) -
     from llmops.web.prompt_pages import prompt_routes  # it imports this module
 
     prompt_routes(router, ui, same_origin)
+    from llmops.web.review_pages import review_routes  # review / online evals; it imports this module
+
+    review_routes(router, ui, same_origin)
+    from llmops.web.rag_pages import rag_routes  # RAG core; it imports this module
+
+    rag_routes(router, ui)
     app.include_router(router)
 
 

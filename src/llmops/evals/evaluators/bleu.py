@@ -5,7 +5,8 @@ Clipping: a candidate n-gram counts at most as often as it appears in any one re
 reference), as in NLTK. Smoothing for n-gram orders with no match (otherwise one empty order zeroes the score):
 ``exp`` (default, as sacrebleu's sentence BLEU: the k-th empty order gets precision 1 / (2^k * total)),
 ``epsilon`` (0.1 added to empty numerators, NLTK's method1) or ``none`` (the unsmoothed score, 0 when any
-order has no match). References: the expected output plus ``metadata["references"]``.
+order has no match). With smoothing, a candidate shorter than ``max_n`` words is scored on the orders it has
+(sacrebleu's effective order). References: the expected output plus ``metadata["references"]``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def sentence_bleu(
         for ref in refs:
             best |= ngrams(ref, n)  # max count per n-gram over the references
         matched = sum(min(count, best[g]) for g, count in cand.items())
-        if total == 0:
-            precisions.append(0.0)
-        elif matched > 0 or smoothing == "none":
+        if total == 0:  # candidate shorter than n: with smoothing, use the effective order (as sacrebleu)
+            if smoothing == "none":
+                precisions.append(0.0)
+                continue
+            break
+        if matched > 0 or smoothing == "none":
             precisions.append(matched / total)
         elif smoothing == "exp":
             empty_orders += 1
@@ -52,7 +56,7 @@ def sentence_bleu(
     bp = 1.0 if c > r else math.exp(1 - r / c)
     if min(precisions) <= 0.0:
         return 0.0, precisions, bp
-    return bp * math.exp(sum(math.log(p) for p in precisions) / max_n), precisions, bp
+    return bp * math.exp(sum(math.log(p) for p in precisions) / len(precisions)), precisions, bp
 
 
 class Bleu(Scorer):

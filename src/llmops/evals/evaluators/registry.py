@@ -58,17 +58,13 @@ class EvaluatorDeps:
     def get_embedder(self) -> Embedder:
         with self._lock:
             if self.embedder is None:
-                from llmops.gateway import OnnxEmbedder
-
-                self.embedder = OnnxEmbedder(threads=self.threads)
+                self.embedder = _shared("embedder", self.threads)
             return self.embedder
 
     def get_nli(self) -> NliModel:
         with self._lock:
             if self.nli is None:
-                from llmops.classifiers import NliModel
-
-                self.nli = NliModel(threads=self.threads)
+                self.nli = _shared("nli", self.threads)
             return self.nli
 
     def get_toxicity(self) -> ToxicityModel:
@@ -84,6 +80,25 @@ class EvaluatorDeps:
         if self.gateway is None or self.principal is None:
             raise ConfigError(f"scorer {scorer!r} calls an LLM: it needs the gateway and a project")
         return self.gateway, self.principal
+
+
+_SHARED: dict[tuple[str, int], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(kind: str, threads: int) -> Any:
+    """One lazily built local model per (kind, threads) in the process: deps for many projects share it."""
+    with _SHARED_LOCK:
+        if (kind, threads) not in _SHARED:
+            if kind == "embedder":
+                from llmops.gateway import OnnxEmbedder
+
+                _SHARED[kind, threads] = OnnxEmbedder(threads=threads)
+            else:
+                from llmops.classifiers import NliModel
+
+                _SHARED[kind, threads] = NliModel(threads=threads)
+        return _SHARED[kind, threads]
 
 
 @dataclass(frozen=True)
@@ -112,8 +127,8 @@ _BUILTINS: dict[str, str] = {
     "judge": "judge:LlmJudge",
     "faithfulness": "rag_faithfulness:Faithfulness",
     "answer_relevancy": "rag_relevancy:AnswerRelevancy",
-    "context_precision": "rag_context:ContextPrecision",
-    "context_recall": "rag_context:ContextRecall",
+    "context_precision": "rag_context_precision:ContextPrecision",
+    "context_recall": "rag_context_recall:ContextRecall",
 }
 _ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "rouge1": ("rouge", {"variant": "rouge1"}),

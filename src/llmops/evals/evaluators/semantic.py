@@ -1,6 +1,6 @@
 """Semantic similarity: cosine of the output's and the expected output's MiniLM embeddings (local, no LLM).
 
-The value is the cosine clipped to [0, 1]. ``passed`` uses ``threshold`` (default 0.75, chosen on the labelled
+The value is the cosine clipped to [0, 1]. ``passed`` uses ``threshold`` (default 0.75, set a priori and measured on the labelled
 paraphrase set ``evals/data/semantic_similarity.jsonl``; precision/recall in docs/scorers.md).
 """
 

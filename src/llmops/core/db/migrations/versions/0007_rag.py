@@ -138,9 +138,44 @@ def _rag_core_downgrade() -> None:
 # --- corpus health (rag_findings): owned by the health work, below this line ---
 
 
+def _rag_health_upgrade() -> None:
+    """``rag_findings``: corpus-health findings (contradictions, duplicates, stale, never retrieved, negative
+    feedback). ``fingerprint`` identifies a finding across re-checks so that its status survives."""
+    op.create_table(
+        "rag_findings",
+        sa.Column("finding_id", sa.String(64), primary_key=True),
+        sa.Column("project_id", sa.String(64), nullable=False),
+        sa.Column("collection", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("subtype", sa.String(32), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("document_ids", sa.Text, nullable=False),
+        sa.Column("sources", sa.Text, nullable=False),
+        sa.Column("chunk_ids", sa.Text, nullable=False),
+        sa.Column("passages", sa.Text, nullable=False),
+        sa.Column("score", sa.Float, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("evidence", sa.Text, nullable=False),
+        sa.Column("created_ns", sa.BigInteger, nullable=False),
+        sa.Column("updated_ns", sa.BigInteger, nullable=False),
+    )
+    op.create_index(
+        "ux_rag_findings_fingerprint", "rag_findings", ["project_id", "collection", "fingerprint"], unique=True
+    )
+    op.create_index("ix_rag_findings_kind", "rag_findings", ["project_id", "collection", "kind", "status"])
+
+
+def _rag_health_downgrade() -> None:
+    op.drop_index("ix_rag_findings_kind", "rag_findings")
+    op.drop_index("ux_rag_findings_fingerprint", "rag_findings")
+    op.drop_table("rag_findings")
+
+
 def upgrade() -> None:
     _rag_core_upgrade()
+    _rag_health_upgrade()
 
 
 def downgrade() -> None:
+    _rag_health_downgrade()
     _rag_core_downgrade()
