@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["gateway_overhead.py", "local_decode.py", "sdk_overhead.py", "prompts.py", "ingest.py"]
+SCRIPTS = ["gateway_overhead.py", "local_decode.py", "sdk_overhead.py", "prompts.py", "ingest.py", "rag.py"]
+SCRIPTS += ["review.py"]  # human review / online evals
+SCRIPTS += ["scorers.py"]  # evaluation scorers (NLI throughput, local scorer quality)
 
 
 def main() -> int:

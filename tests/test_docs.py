@@ -18,6 +18,7 @@ from llmops.core.settings import (
     OnlineEvalSettings,  # review / online evals
     PromptSettings,
     RagSettings,  # RAG core
+    ScorerSettings,  # evaluation scorers
     Settings,
     TracingSettings,
 )
@@ -48,10 +49,11 @@ def test_every_setting_is_documented() -> None:
         PromptSettings,
         RagSettings,
         OnlineEvalSettings,  # review / online evals
+        ScorerSettings,  # evaluation scorers
     ):
         prefix = cls.model_config.get("env_prefix", "")
         for name in cls.model_fields:
-            if name in ("gateway", "local", "tracing", "prompts", "rag", "online_eval"):
+            if name in ("gateway", "local", "tracing", "prompts", "rag", "online_eval", "scorers"):
                 continue
             assert f"`{prefix}{name.upper()}`" in text, f"{prefix}{name.upper()} missing from docs/settings.md"
 

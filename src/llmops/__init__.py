@@ -28,10 +28,12 @@ if TYPE_CHECKING:
         trace_headers,
         wrap_openai,
     )
+    from llmops.sdk.rag import rag_search  # RAG core
 
 __all__ = [
     "__version__",
     "get_prompt",
+    "rag_search",
     "ObservedSpan",
     "add_tags",
     "current_span_id",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 # public name -> module that defines it (imported on first access, then cached in this module)
-_LAZY = {"get_prompt": "llmops.prompts.client"}
+_LAZY = {"get_prompt": "llmops.prompts.client", "rag_search": "llmops.sdk.rag"}
 _LAZY.update((name, "llmops.sdk") for name in __all__ if name not in _LAZY and name != "__version__")
 
 

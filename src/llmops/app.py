@@ -10,6 +10,7 @@ import asyncio
 import importlib  # review / online evals: the evaluator registry, when installed
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -51,6 +52,14 @@ from llmops.projects.http import create_projects_router
 from llmops.prompts import PromptService
 from llmops.prompts._sql import SqlPromptStore
 from llmops.prompts.http import create_prompts_router
+from llmops.rag import RagService  # RAG core
+from llmops.rag._health_sql import SqlFindingStore  # RAG corpus health
+from llmops.rag._sql import SqlRagStore  # RAG core
+from llmops.rag.health import HealthService  # RAG corpus health
+from llmops.rag.health.adjudicator import GatewayAdjudicator  # RAG corpus health
+from llmops.rag.health.http import create_health_router  # RAG corpus health
+from llmops.rag.http import create_rag_router  # RAG core
+from llmops.rag.retriever import RagRetriever  # RAG core
 from llmops.tracing import ScoreService, SessionService, SpanRecorder, TraceExporter, TraceService
 from llmops.tracing._sql import SqlTraceStore
 from llmops.tracing._sql_scores import SqlScoreStore
@@ -62,14 +71,6 @@ from llmops.tracing.ingest import IngestService
 from llmops.tracing.ingest_http import create_ingest_router, create_settings_router
 from llmops.tracing.privacy import RedactingWriter, TraceSettingsService
 from llmops.tracing.retention import RetentionJob
-from llmops.rag import RagService  # RAG core
-from llmops.rag._sql import SqlRagStore  # RAG core
-from llmops.rag.http import create_rag_router  # RAG core
-from llmops.rag.retriever import RagRetriever  # RAG core
-from llmops.rag._health_sql import SqlFindingStore  # RAG corpus health
-from llmops.rag.health import HealthService  # RAG corpus health
-from llmops.rag.health.adjudicator import GatewayAdjudicator  # RAG corpus health
-from llmops.rag.health.http import create_health_router  # RAG corpus health
 
 log = logging.getLogger("llmops")
 
@@ -184,7 +185,11 @@ def evaluator_factory(svc: Services) -> EvaluatorFactory | None:
         if project_id not in deps_by_project:  # judges' calls are recorded in the rule's project
             who = Principal(project_id, ONLINE_KEY_ID, "online-eval", is_admin=False)
             deps_by_project[project_id] = registry.EvaluatorDeps(
-                gateway=svc.gateway, principal=who, embedder=svc.embedder
+                gateway=svc.gateway,
+                principal=who,
+                embedder=svc.embedder,
+                judge_model=svc.settings.scorers.judge_model,  # scorers settings
+                threads=svc.settings.scorers.threads,
             )
         return registry.create_evaluator(spec, deps_by_project[project_id])
 
@@ -197,7 +202,7 @@ def attach_review(svc: Services) -> None:
         return
     store, online = SqlReviewStore(svc.engine), svc.settings.online_eval
     datasets = getattr(svc, "datasets", None)  # the evals core's DatasetService, when it exists
-    svc.review = ReviewService(store, svc.traces, svc.scores, datasets=datasets)
+    svc.review = ReviewService(store, svc.traces, svc.scores, datasets=datasets, pending_writes=svc.recorder.flush)
     svc.calibration = CalibrationService(svc.review, svc.scores)
     factory = evaluator_factory(svc)
     svc.online_rules = OnlineRuleService(store, evaluators=factory)
@@ -224,6 +229,15 @@ def attach_rag(svc: Services) -> None:
         return
     svc.rag = RagService(SqlRagStore(svc.engine), svc.embedder, svc.settings.rag, recorder=svc.recorder)
     svc.gateway.use_retriever(RagRetriever(svc.rag), max_chars=svc.settings.rag.max_context_chars)
+    threading.Thread(target=_warm_rag, args=(svc.rag,), name="llmops-rag-warm", daemon=True).start()
+
+
+def _warm_rag(rag: RagService) -> None:
+    """Rebuild the in-process vector indexes from the stored embeddings (thread boundary: log, never raise)."""
+    try:
+        rag.warm_indexes()
+    except Exception:  # a missing table or a closed engine at shutdown must not kill the process
+        log.warning("RAG index warm-up failed; indexes will be built on first search", exc_info=True)
 
 
 # --- end RAG core -------------------------------------------------------------------------------------------------
@@ -441,6 +455,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             },
             "ingest": asdict(svc.ingest.stats),
             "retention": asdict(svc.retention.stats),
+            "online_eval": svc.online_worker.health() if svc.online_worker else None,  # review / online evals
         }
 
     from llmops.web import mount_web

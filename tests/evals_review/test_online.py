@@ -79,6 +79,8 @@ def test_rule_scores_live_gateway_traffic(gateway_server: RunningServer) -> None
         wait_for(lambda: c.get(f"/api/online-rules/{rule_id}").json()["scored"] == 3)
         listed = c.get("/api/online-rules").json()
         assert listed["worker"] == {"backlog": 0, "dropped": 0}
+        health = c.get("/readyz").json()["online_eval"]
+        assert health["scored"] == 3 and health["dropped"] == 0 and health["backlog"] == 0
     on_loop(srv, srv.services.online_worker.stop())  # type: ignore[union-attr]
     restarted = OnlineWorker(
         SqlReviewStore(srv.services.engine), srv.services.traces, srv.services.scores, _factory(srv)
@@ -124,3 +126,23 @@ def test_sampling_and_bounded_backlog(gateway_server: RunningServer) -> None:
     assert sampled("r", "t", 0.5) == sampled("r", "t", 0.5)
     share = sum(sampled("rule", f"{i:032x}", 0.3) for i in range(2000)) / 2000
     assert 0.25 < share < 0.35
+
+
+def test_failing_scorer_is_counted_and_shown(gateway_server: RunningServer) -> None:
+    """A scorer that cannot judge (``contains`` with no value and no expected output) stores no score; the
+    rule counts it as failed, the worker goes on, and the /review page shows the rule with its counters."""
+    srv = gateway_server
+    with srv.client() as c:
+        body = {"name": "cannot-judge", "scorers": [{"name": "contains", "score_name": "never"}], "delay_s": 0}
+        rule_id = c.post("/api/online-rules", json=body).json()["rule_id"]
+        record(srv, *[chat_span(srv, f"q{i}", "a", start_ns=time.time_ns() + i) for i in range(2)])
+        wait_for(lambda: c.get(f"/api/online-rules/{rule_id}").json()["failed"] == 2)
+        assert _scores(srv, "never") == []
+        assert c.patch(f"/api/online-rules/{rule_id}", json={"enabled": False}).json()["enabled"] is False
+        c.cookies.set("llmops_key", srv.key)
+        page = c.get("/review")
+        assert page.status_code == 200
+        row = page.text.split(f'data-rule-id="{rule_id}"', 1)[1].split("</tr>", 1)[0]
+        assert "cannot-judge" in row and "paused" in row and '<td class="num mono">2</td>' in row
+        assert c.delete(f"/api/online-rules/{rule_id}").status_code == 204
+        assert c.get(f"/api/online-rules/{rule_id}").status_code == 404

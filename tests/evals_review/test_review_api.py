@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
+from llmops.cli.main import cli
 from tests.conftest import RunningServer
 from tests.evals_review.support import chat_span, record
 
@@ -92,6 +94,17 @@ def test_queue_labels_become_trace_scores_and_calibrate_a_judge(server: RunningS
         corrections = c.get(f"/api/review-queues/{qid}/corrections").json()["data"]
         assert len(corrections) == 5 and corrections[0]["expected_output"].startswith("fixed")
         assert corrections[0]["source_trace_id"] in {i["trace_id"] for i in items}
+        if getattr(server.services, "datasets", None) is None:  # datasets not installed: said, not faked
+            r = c.post(f"/api/review-queues/{qid}/corrections/dataset", json={"dataset": "fixes"})
+            assert r.status_code == 404 and "datasets are not available" in _error(r)["message"]
+    auth = ["--base-url", server.base_url, "--api-key", server.key]
+    out = CliRunner().invoke(cli, ["review", "calibration", "--judge", "judge-correct", "--config", "correct", *auth])
+    assert out.exit_code == 0, out.output
+    assert "n=5 kappa=0.615 agreement=80.0%" in out.output
+    out = CliRunner().invoke(cli, ["review", "queues", *auth])
+    assert out.exit_code == 0 and "q1" in out.output
+    out = CliRunner().invoke(cli, ["review", "calibration", "--judge", "j", "--config", "missing", *auth])
+    assert out.exit_code == 1 and "score config 'missing' not found" in out.output
 
 
 def test_queue_sources_reviewers_and_tenancy(server: RunningServer) -> None:

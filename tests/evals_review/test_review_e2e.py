@@ -82,3 +82,25 @@ def test_calibration_page_shows_the_matrix(server: RunningServer, page: Page, co
     expect(page.locator("#cal-kappa")).to_have_text("0.400")
     expect(page.locator("#confusion tbody tr").nth(1).locator("td")).to_have_text(["1", "1"])
     assert console_errors == []
+
+
+def test_queue_created_from_the_page(server: RunningServer, page: Page, console_errors: list[str]) -> None:
+    """The /review form builds a queue from a trace filter and a sample size and opens it; a bad filter is
+    reported on the page."""
+    _setup(server)  # three traces of model `m`, two configs
+    record(server, chat_span(server, "elsewhere", "x", request_model="other"))
+    page.context.add_cookies([{"name": "llmops_key", "value": server.key, "url": server.base_url}])
+    page.goto(f"{server.base_url}/review")
+    page.fill('input[name="name"]', "from-form")
+    page.select_option('select[name="configs"]', ["correct"])
+    page.fill('input[name="filter"]', "score.x=gt:abc")
+    page.click("text=Create queue")
+    expect(page.locator("#new-queue .alert-error")).to_contain_text("needs a number")
+    page.fill('input[name="name"]', "from-form")
+    page.select_option('select[name="configs"]', ["correct"])
+    page.fill('input[name="filter"]', "model=m")
+    page.fill('input[name="sample"]', "2")
+    page.click("text=Create queue")
+    expect(page.locator("h1")).to_have_text("from-form")
+    expect(page.locator(".review-item-link")).to_have_count(2)
+    assert console_errors == []

@@ -76,7 +76,6 @@ def on_server(srv: RunningServer, coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, srv.services.loop).result(timeout=60)
 
 
-
 @pytest.fixture(scope="session")
 def local_deps() -> EvaluatorDeps:
     """Deps with the real local models (embedder, NLI, toxicity), created once per session."""

@@ -23,7 +23,9 @@ def run(spec: Any, output: str, expected: str | None = None, **kw: Any) -> Score
 HYP = "It is a guide to action which ensures that the military always obeys the commands of the party".split()
 REFS = [
     "It is a guide to action that ensures that the military will forever heed Party commands".split(),
-    "It is the guiding principle which guarantees the military forces always being under the command of the Party".split(),
+    (
+        "It is the guiding principle which guarantees the military forces always being under the command of the Party"
+    ).split(),
     "It is the practical guide for the army always to heed the directions of the party".split(),
 ]
 
@@ -65,7 +67,9 @@ def test_rouge_variants_reference_values() -> None:
     assert (p, r) == (pytest.approx(3 / 4), pytest.approx(3 / 4))
     p, r, _ = rouge("the gunman was shot by police".split(), "police killed the gunman".split(), "rougeL")
     assert (p, r) == (pytest.approx(2 / 6), pytest.approx(2 / 4))
-    res = run("rouge2", "The cat sat on the mat.", "the cat is on the mat", metadata={"references": ["cat sat on the mat"]})
+    res = run(
+        "rouge2", "The cat sat on the mat.", "the cat is on the mat", metadata={"references": ["cat sat on the mat"]}
+    )
     assert res.name == "rouge2" and res.value == pytest.approx(8 / 9)  # best: P 4/5, R 1
 
 
@@ -98,8 +102,8 @@ def test_json_validity_and_schema() -> None:
 
 def test_numeric_tolerance_and_edit_distance() -> None:
     """First number in the output vs expected within tolerance; Levenshtein similarity normalised to [0, 1]."""
-    assert run({"name": "numeric", "abs_tol": 0.01}, "It costs $1,234.005", "1234").passed is False
-    assert run({"name": "numeric", "abs_tol": 0.01}, "It costs $1,234.005", "1234.0").passed is False
+    assert run({"name": "numeric", "abs_tol": 0.01}, "It costs $1,234.005", "1234").passed is True
+    assert run({"name": "numeric", "abs_tol": 0.001}, "It costs $1,234.005", "1234").passed is False
     assert run({"name": "numeric", "rel_tol": 0.01}, "about 99.5 km", "100").passed is True
     assert run({"name": "numeric", "expected": 7}, "seven").passed is False
     res = run("edit_distance", "kitten", "sitting")
@@ -136,7 +140,9 @@ def test_catalogue_and_spec_forms() -> None:
     assert {"exact", "bleu", "rouge", "semantic_similarity", "factual_consistency", "toxicity", "judge"} <= set(infos)
     assert {"faithfulness", "answer_relevancy", "context_precision", "context_recall"} <= set(infos)
     for name, info in infos.items():
-        spec: dict[str, Any] = {"name": name, "model": "m", "rubric": "relevance"} if name == "judge" else {"name": name}
+        spec: dict[str, Any] = (
+            {"name": name, "model": "m", "rubric": "relevance"} if name == "judge" else {"name": name}
+        )
         if name == "regex":
             spec["pattern"] = "x"
         if name == "json_schema":
@@ -146,3 +152,27 @@ def test_catalogue_and_spec_forms() -> None:
     assert parse_spec("judge:style") == ("judge", {"rubric": "style"})
     assert parse_spec({"type": "rougeL"}) == ("rouge", {"variant": "rougeL"})
     assert create_evaluator({"name": "exact", "score_name": "strict_match"}).name == "strict_match"
+
+
+def test_function_scorers_sync_async_and_failing() -> None:
+    """Plain functions become evaluators: numbers, bools and ScoreResults pass through; exceptions become errors."""
+    from llmops.evals.evaluators import scorer_from_function
+
+    def length_ok(case: EvalCase) -> bool:
+        return len(case.output) < 10
+
+    async def ratio(case: EvalCase) -> float:
+        return 0.25
+
+    def broken(case: EvalCase) -> float:
+        raise RuntimeError("boom")
+
+    case = EvalCase(input="q", output="short")
+    assert isinstance(scorer_from_function(length_ok), Evaluator)
+    assert asyncio.run(scorer_from_function(length_ok).score(case)).passed is True
+    res = asyncio.run(scorer_from_function(ratio, name="r", threshold=0.5).score(case))
+    assert (res.name, res.value, res.passed) == ("r", 0.25, False)
+    err = asyncio.run(scorer_from_function(broken).score(case))
+    assert err.value is None and err.error == "RuntimeError: boom"
+    odd = asyncio.run(scorer_from_function(lambda c: "x", name="odd").score(case))
+    assert odd.error is not None and "str" in odd.error

@@ -61,6 +61,8 @@ CORPUS = {
 def corpus_inputs(**overrides: str) -> list[DocumentInput]:
     texts = {**CORPUS, **overrides}
     return [
-        DocumentInput(doc_id, text, "markdown", source=f"{doc_id}.md", metadata={"team": "ops" if doc_id != "security" else "it"})
+        DocumentInput(
+            doc_id, text, "markdown", source=f"{doc_id}.md", metadata={"team": "ops" if doc_id != "security" else "it"}
+        )
         for doc_id, text in texts.items()
     ]

@@ -124,7 +124,12 @@ def test_evaluate_reports_metrics_side_by_side(api: httpx.Client) -> None:
         {"query": "two-factor authentication for administrators", "relevant": ["docs/security.md"]},
         {"query": "express shipping cost", "relevant": ["shipping.md"]},
     ]
-    body = {"queries": queries, "k": 3, "modes": ["hybrid", "keyword"], "variants": [{"chunk_size": 64, "chunk_overlap": 8}]}
+    body = {
+        "queries": queries,
+        "k": 3,
+        "modes": ["hybrid", "keyword"],
+        "variants": [{"chunk_size": 64, "chunk_overlap": 8}],
+    }
     resp = api.post("/api/rag/kb/evaluate", json=body)
     assert resp.status_code == 200, resp.text
     reports = resp.json()["reports"]
@@ -134,3 +139,14 @@ def test_evaluate_reports_metrics_side_by_side(api: httpx.Client) -> None:
     assert set(hybrid) == {"hit_rate", "mrr", "ndcg", "context_precision", "context_recall"}
     bad = api.post("/api/rag/kb/evaluate", json={"queries": [{"query": "x"}]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "queries.0.relevant"
+
+
+def test_sdk_rag_search(srv: RunningServer, api: httpx.Client) -> None:
+    """`llmops.rag_search` returns the API's hits; a refused call raises with the envelope in the body."""
+    import llmops
+
+    hits = llmops.rag_search("kb", "two-factor authentication", k=1, base_url=srv.base_url, api_key=srv.key)
+    assert len(hits) == 1 and hits[0]["source"] == "security.md" and hits[0]["chunk"]["text"]
+    with pytest.raises(httpx.HTTPStatusError) as err:
+        llmops.rag_search("missing", "x", base_url=srv.v1, api_key=srv.key)
+    assert err.value.response.json()["error"]["code"] == "not_found"

@@ -41,7 +41,14 @@ def test_ingest_directory_incrementally_with_sync(srv: RunningServer, tmp_path: 
     assert "skipped empty.txt: empty file" in first.output and "logo.png: unsupported file type" in first.output
     api = srv.client()
     ids = [d["id"] for d in api.get("/api/rag/kb/documents").json()["data"]]
-    assert ids == ["faq.html", "manual.pdf", "notes.txt", "policies/refunds.md", "policies/security.md", "policies/shipping.md"]
+    assert ids == [
+        "faq.html",
+        "manual.pdf",
+        "notes.txt",
+        "policies/refunds.md",
+        "policies/security.md",
+        "policies/shipping.md",
+    ]
     pdf = api.get("/api/rag/kb/documents/manual.pdf").json()
     assert [c["page"] for c in pdf["chunks"]] == [1, 2]
     again = _run(srv, "rag", "ingest", str(docs), "--collection", "kb")
@@ -53,7 +60,10 @@ def test_ingest_directory_incrementally_with_sync(srv: RunningServer, tmp_path: 
     found = _run(srv, "rag", "search", "valve torque", "--collection", "kb", "-k", "1")
     assert found.exit_code == 0 and "manual.pdf p.2" in found.output
     queries = tmp_path / "q.jsonl"
-    queries.write_text('{"query": "valve torque", "relevant": ["manual.pdf"]}\n{"query": "2FA for admins", "relevant": ["policies/security.md"]}\n')
+    queries.write_text(
+        '{"query": "valve torque", "relevant": ["manual.pdf"]}\n'
+        '{"query": "2FA for admins", "relevant": ["policies/security.md"]}\n'
+    )
     ev = _run(srv, "rag", "eval", str(queries), "--collection", "kb", "-k", "3", "--variant", "100:10", "--json")
     assert ev.exit_code == 0, ev.output
     reports = json.loads(ev.output)["reports"]
@@ -61,3 +71,18 @@ def test_ingest_directory_incrementally_with_sync(srv: RunningServer, tmp_path: 
     assert reports[0]["metrics"]["hit_rate"] == 1.0
     table = _run(srv, "rag", "eval", str(queries), "--collection", "kb")
     assert table.exit_code == 0 and "hit_rate" in table.output
+
+
+def test_fail_on_contradiction_gate(srv: RunningServer, tmp_path: Path) -> None:
+    """`--fail-on contradiction` asks the corpus-health check about the changed documents: a consistent corpus
+    passes (exit 0); a new document contradicting an existing one fails the ingest (exit 1) naming both."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("# Refunds\n\nCustomers can return items within 30 days of delivery.\n")
+    (docs / "security.md").write_text("# Security\n\nPasswords are rotated every 90 days.\n")
+    ok = _run(srv, "rag", "ingest", str(docs), "--collection", "kb", "--fail-on", "contradiction")
+    assert ok.exit_code == 0, ok.output
+    (docs / "faq.md").write_text("# FAQ\n\nCustomers can return items within 14 days of delivery.\n")
+    gate = _run(srv, "rag", "ingest", str(docs), "--collection", "kb", "--fail-on", "contradiction")
+    assert gate.exit_code == 1, gate.output
+    assert "contradiction" in gate.output and "faq.md" in gate.output and "refunds.md" in gate.output

@@ -17,7 +17,10 @@ def test_rag_pages(server_factory: Callable[..., RunningServer]) -> None:
     api.post("/api/rag/collections", json={"name": "kb"})
     docs = [{"id": f"{k}.md", "text": v, "format": "markdown"} for k, v in CORPUS.items()]
     api.post("/api/rag/kb/documents", json={"documents": docs})
-    api.post("/api/rag/kb/documents", json={"documents": [{"id": "refunds.md", "text": CORPUS["refunds"] + "\nNew line.\n", "format": "markdown"}]})
+    api.post(
+        "/api/rag/kb/documents",
+        json={"documents": [{"id": "refunds.md", "text": CORPUS["refunds"] + "\nNew line.\n", "format": "markdown"}]},
+    )
     web = httpx.Client(base_url=srv.base_url, cookies={"llmops_key": srv.key}, timeout=60)
     home = web.get("/rag")
     assert home.status_code == 200 and 'data-collection="kb"' in home.text and 'href="/rag"' in home.text

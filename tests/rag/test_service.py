@@ -85,3 +85,41 @@ async def test_tenants_do_not_see_each_other(service: RagService) -> None:
         service.reader.get_embeddings("proj_b", chunk_ids[:1])
     emb = service.reader.get_embeddings(P, chunk_ids)
     assert emb.shape == (len(chunk_ids), 384) and abs(float((emb[0] ** 2).sum()) - 1) < 1e-3
+
+
+async def test_a_failed_ingest_leaves_the_previous_index_version_intact(service: RagService) -> None:
+    """An ingest that fails at commit time (here: another worker committed index version 1 first) writes nothing:
+    documents, chunks, keyword index, history and index versions stay as they were."""
+    from dataclasses import replace
+
+    from llmops.core.errors import ConflictError
+    from llmops.rag.store import ChunkRow, DocumentWrite, IngestWrite
+
+    await service.create_collection(P, "kb")
+    await service.ingest(P, "kb", corpus_inputs())
+    store = service.store
+    before_docs = store.list_documents(P, "kb")
+    before_chunks = store.list_chunks(P, "kb")
+    doc = replace(before_docs[0], version=2, content_hash="x" * 64)
+    chunk = replace(before_chunks[0], chunk_id="chk_new", document_id=doc.document_id, text="replacement zebra")
+    stale = (await service.list_index_versions(P, "kb"))[0]  # version 1 again: the commit must refuse it
+    write = IngestWrite(
+        P,
+        "kb",
+        [
+            DocumentWrite(
+                doc, "replacement zebra", [ChunkRow(chunk, store.get_embeddings(P, [before_chunks[0].chunk_id])[0])]
+            )
+        ],
+        [before_docs[1].document_id],
+        stale,
+        10**18,
+    )
+    with pytest.raises(ConflictError):
+        store.apply_ingest(write)
+    assert store.list_documents(P, "kb") == before_docs
+    assert store.list_chunks(P, "kb") == before_chunks
+    assert store.keyword_search(P, "kb", "zebra", limit=5) == []
+    assert store.keyword_search(P, "kb", "passwords", limit=5)
+    assert [v.version for v in store.list_index_versions(P, "kb")] == [1]
+    assert len(store.list_versions(P, "kb", before_docs[1].document_id)) == 1

@@ -15,6 +15,7 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,8 @@ class NliModel:
         self._threads = threads
         self._batch_size = batch_size
         self._lock = threading.Lock()
-        self._session: object | None = None
-        self._tokenizer: object | None = None
+        self._session: Any = None
+        self._tokenizer: Any = None
 
     def _load(self) -> None:
         with self._lock:
@@ -51,7 +52,7 @@ class NliModel:
             root = model_dir()
             tokenizer = Tokenizer.from_file(str(root / "policy_nli_tokenizer" / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=SEQ_LEN)
-            tokenizer.enable_padding(length=SEQ_LEN, pad_id=0, pad_token="[PAD]")
+            tokenizer.enable_padding(length=SEQ_LEN, pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token name
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
@@ -71,10 +72,10 @@ class NliModel:
         return out
 
     def _batch(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        encodings = self._tokenizer.encode_batch([(a, b) for a, b in pairs])  # type: ignore[attr-defined]
+        encodings = self._tokenizer.encode_batch([(a, b) for a, b in pairs])
         ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-        (logits,) = self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})  # type: ignore[attr-defined]
+        (logits,) = self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         return [float(p) for p in probs[:, CONTRADICTION]]

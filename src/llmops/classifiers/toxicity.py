@@ -132,9 +132,7 @@ class ToxicityModel:
         out = []
         for text, row in zip(texts, probs, strict=True):
             hits = lexicon_hits(text)
-            cats = {
-                c: max(float(row[i + 1]), LEXICON_SCORE if c in hits else 0.0) for i, c in enumerate(CATEGORIES)
-            }
+            cats = {c: max(float(row[i + 1]), LEXICON_SCORE if c in hits else 0.0) for i, c in enumerate(CATEGORIES)}
             score = max(float(row[0]), LEXICON_SCORE if hits else 0.0)
             out.append(ToxicityPrediction(score, cats, hits, float(row[0])))
         return out

@@ -9,6 +9,7 @@ from llmops.cli.client import chat, models
 from llmops.cli.keys import keys
 from llmops.cli.prompts import prompt
 from llmops.cli.rag import rag  # RAG core
+from llmops.cli.review import review  # review / online evals
 from llmops.cli.serve import serve
 
 
@@ -24,6 +25,7 @@ cli.add_command(models)
 cli.add_command(chat)
 cli.add_command(prompt)
 cli.add_command(rag)  # RAG core
+cli.add_command(review)  # review / online evals
 
 
 def main() -> None:

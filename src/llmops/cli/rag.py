@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llmops.cli.prompts import _Api
 from llmops.cli.client import _options
+from llmops.cli.prompts import _Api
 from llmops.core.settings import Settings
 from llmops.rag.loaders import LoadError, ParsedDocument, load_file
 
@@ -36,7 +36,9 @@ def _files(path: Path) -> tuple[Path, list[Path]]:
         return path.parent, [path]
     if not path.is_dir():
         raise click.ClickException(f"{path}: no such file or directory")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts))
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts)
+    )
     return path, files
 
 
@@ -175,7 +177,11 @@ def search(
         return
     for hit in res["data"]:
         c = hit["chunk"]
-        where = f"{hit['source']}" + (f" p.{c['page']}" if c["page"] else "") + (f" § {c['heading']}" if c["heading"] else "")
+        where = (
+            f"{hit['source']}"
+            + (f" p.{c['page']}" if c["page"] else "")
+            + (f" § {c['heading']}" if c["heading"] else "")
+        )
         click.echo(f"{hit['rank']}. [{hit['score']:.4f}] {where}")
         click.echo("   " + c["text"][:240].replace("\n", " "))
 

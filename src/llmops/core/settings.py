@@ -76,7 +76,7 @@ class RagSettings(BaseSettings):
         12_000, description="Longest retrieved context the gateway injects into a chat (system message)."
     )
     hnsw_connectivity: int = Field(16, description="usearch HNSW graph degree (M).")
-    hnsw_expansion_search: int = Field(64, description="usearch HNSW ef at search time (recall vs latency).")
+    hnsw_expansion_search: int = Field(128, description="usearch HNSW ef at search time (recall vs latency).")
 
 
 # --- RAG corpus health (owned by the corpus-health work) ---
@@ -109,6 +109,16 @@ class OnlineEvalSettings(BaseSettings):  # human review / online evaluation (eva
     score_timeout_s: float = Field(60.0, description="Longest one scorer may take on one trace.")
 
 
+# --- evaluation scorers (owned by the scorers work: evals/evaluators/) ---
+class ScorerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_SCORERS_", extra="ignore")
+
+    judge_model: str | None = Field(
+        None, description="Gateway model alias LLM judges use when their spec names no model (unset: required)."
+    )
+    threads: int = Field(2, description="onnxruntime threads of the NLI model the scorers load on first use.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
 
@@ -130,6 +140,7 @@ class Settings(BaseSettings):
     rag: RagSettings = Field(default_factory=RagSettings)  # RAG core
     rag_health: RagHealthSettings = Field(default_factory=RagHealthSettings)  # RAG corpus health
     online_eval: OnlineEvalSettings = Field(default_factory=OnlineEvalSettings)  # review / online evals
+    scorers: ScorerSettings = Field(default_factory=ScorerSettings)  # evaluation scorers
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,9 +10,9 @@ How it runs (:class:`OnlineWorker`, started and stopped in the app's lifespan): 
 the traces that started after the rule's cursor and before ``now - delay_s`` (oldest first), samples them with a
 hash of (rule, trace) — the same decision after a restart — and puts jobs on one bounded queue. A full queue
 drops the job and counts it (``dropped``): the backlog never grows without bound. One consumer scores jobs in
-order and, after each poll's jobs, persists the rule's cursor (``cursor_ns``, ``cursor_trace_id``), so a restart
-neither rescores nor skips what was accepted; score idempotency keys (``online:{rule}:{trace}:{name}``) make a
-replay after a crash harmless.
+order and persists the rule's cursor (``cursor_ns``, ``cursor_trace_id``) every ``SAVE_EVERY`` jobs, when the
+rule's jobs are drained and at each poll's checkpoint, so a restart neither rescores nor skips what was
+accepted; score idempotency keys (``online:{rule}:{trace}:{name}``) make a replay after a crash harmless.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from llmops.tracing import NewScore, ScoreService, TraceFilter, TraceService, Tr
 
 log = logging.getLogger("llmops.evals.online")
 MAX_SCORERS = 10
+SAVE_EVERY = 32  # jobs between two cursor writes of a busy rule
+WINDOW_FACTOR = 4  # traces read per poll window, as a multiple of max_traces_per_poll
 MAX_COMMENT = 4000
 
 EvaluatorFactory = Callable[[Mapping[str, Any], str], Evaluator]
@@ -223,12 +225,25 @@ class OnlineWorker:
         self._enqueued_to: dict[str, tuple[int, str]] = {}  # rule -> last trace handed to the queue
         self._built: dict[str, Evaluator] = {}
         self._pending: dict[str, int] = {}  # rule -> its jobs waiting in the queue
+        self._unsaved: dict[str, list[int]] = {}  # rule -> [scored, failed, jobs] not yet persisted
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = WorkerStats()
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    def health(self) -> dict[str, int]:
+        """Totals over every project (for ``/readyz``: no rule ids, nothing tenant-specific)."""
+        s = self.stats
+        return {
+            "backlog": self.backlog,
+            "polls": s.polls,
+            "enqueued": s.enqueued,
+            "dropped": s.dropped,
+            "scored": s.scored,
+            "failed": s.failed,
+        }
 
     def start(self) -> None:
         if not self._tasks:
@@ -299,16 +314,24 @@ class OnlineWorker:
             self._offer(_Checkpoint(rule.rule_id, last), count=False)
 
     async def _candidates(self, rule: OnlineRule, after: tuple[int, str], end_ns: int) -> list[TraceSummary]:
-        """Traces in [after, end) oldest first, at most ``max_traces_per_poll`` (the rest wait for the next poll)."""
-        flt = TraceFilter(start_ns=after[0], end_ns=end_ns, model=rule.filter.model, tags=rule.filter.tags)
-        found: list[TraceSummary] = []
-        cursor: str | None = None
-        while True:  # the list is newest first: read the window, then keep the oldest
-            page = await self._traces.list_traces(rule.project_id, flt, cursor=cursor, limit=200)
-            found += [t for t in page.items if (t.start_ns, t.trace_id) > after]
-            cursor = page.next_cursor
-            if cursor is None or len(found) >= 20 * self._max_per_poll:
+        """Traces in (after, end) oldest first, at most ``max_traces_per_poll`` (the rest wait for the next poll).
+        The store lists newest first, so a window holding more than ``WINDOW_FACTOR`` × that is narrowed to end
+        at the oldest trace read, until the whole window fits: the oldest traces are never skipped."""
+        cap = WINDOW_FACTOR * self._max_per_poll
+        while True:
+            flt = TraceFilter(start_ns=after[0], end_ns=end_ns, model=rule.filter.model, tags=rule.filter.tags)
+            found: list[TraceSummary] = []
+            cursor: str | None = None
+            while True:
+                page = await self._traces.list_traces(rule.project_id, flt, cursor=cursor, limit=200)
+                found += [t for t in page.items if (t.start_ns, t.trace_id) > after]
+                cursor = page.next_cursor
+                if cursor is None or len(found) >= cap:
+                    break
+            oldest = min((t.start_ns for t in found), default=end_ns)
+            if cursor is None or oldest + 1 >= end_ns:  # the whole window was read, or it cannot shrink further
                 break
+            end_ns = oldest + 1  # keep the traces at the oldest instant, drop the newer ones for now
         found.sort(key=lambda t: (t.start_ns, t.trace_id))
         return found[: self._max_per_poll]
 
@@ -326,17 +349,27 @@ class OnlineWorker:
             self._pending[job.rule.rule_id] = self._pending.get(job.rule.rule_id, 0) + 1
 
     async def _handle(self, job: _Job | _Checkpoint) -> None:
+        """Score a job; the rule's cursor and counters are persisted every ``SAVE_EVERY`` jobs, when the rule
+        has nothing left in the queue, and at each poll's checkpoint (a crash replays at most ``SAVE_EVERY``
+        jobs, which the score idempotency keys make harmless)."""
         if isinstance(job, _Checkpoint):
-            await asyncio.to_thread(self._store.advance, job.rule_id, job.cursor, scored=0, failed=0)
+            await self._save(job.rule_id, job.cursor)
             return
+        rid = job.rule.rule_id
         try:
             scored, failed = await self._score(job)
         finally:
-            self._pending[job.rule.rule_id] -= 1
+            self._pending[rid] -= 1
         self.stats.scored += scored
         self.stats.failed += failed
-        cursor = (job.trace.start_ns, job.trace.trace_id)
-        await asyncio.to_thread(self._store.advance, job.rule.rule_id, cursor, scored=scored, failed=failed)
+        unsaved = self._unsaved.setdefault(rid, [0, 0, 0])
+        unsaved[0], unsaved[1], unsaved[2] = unsaved[0] + scored, unsaved[1] + failed, unsaved[2] + 1
+        if unsaved[2] >= SAVE_EVERY or self._pending[rid] == 0:
+            await self._save(rid, (job.trace.start_ns, job.trace.trace_id))
+
+    async def _save(self, rule_id: str, cursor: tuple[int, str]) -> None:
+        scored, failed, _ = self._unsaved.pop(rule_id, [0, 0, 0])
+        await asyncio.to_thread(self._store.advance, rule_id, cursor, scored=scored, failed=failed)
 
     def _evaluator(self, spec: Mapping[str, Any], project_id: str) -> Evaluator:
         key = project_id + repr(sorted(spec.items()))
@@ -348,8 +381,8 @@ class OnlineWorker:
 
     async def _score(self, job: _Job) -> tuple[int, int]:
         rule, trace = job.rule, job.trace
-        try:
-            _, spans = await self._traces.get_trace(rule.project_id, trace.trace_id)
+        try:  # the first page of spans is enough to find the main span (one query, no trace lookup)
+            spans = (await self._traces.list_spans(rule.project_id, trace.trace_id, cursor=None, limit=100)).items
         except NotFoundError:  # deleted by retention meanwhile
             return 0, 1
         main = main_span(spans)

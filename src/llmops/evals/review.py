@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -287,7 +287,9 @@ class ReviewService:
         *,
         datasets: DatasetSink | None = None,
         clock: Clock | None = None,
+        pending_writes: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._pending_writes = pending_writes  # the span recorder's flush: a just-answered call's trace
         self._store = store
         self._traces = traces
         self._scores = scores
@@ -368,7 +370,7 @@ class ReviewService:
                 raise InvalidInputError(f"at most {MAX_QUEUE_ITEMS} traces per queue", param="trace_ids")
             given = list(dict.fromkeys(t.lower() for t in source.trace_ids))
             for trace_id in given:  # NotFoundError for another project's or an unknown trace
-                await self._traces.get_trace_page(project_id, trace_id, limit=1)
+                await self._require_trace(project_id, trace_id)
             return given
         if not 1 <= source.limit <= MAX_QUEUE_ITEMS:
             raise InvalidInputError(f"limit must be between 1 and {MAX_QUEUE_ITEMS}", param="limit")
@@ -388,6 +390,15 @@ class ReviewService:
             rng = random.Random(source.seed)  # noqa: S311 - sampling, not security
             ids = rng.sample(ids, min(source.sample, len(ids)))
         return ids
+
+    async def _require_trace(self, project_id: str, trace_id: str) -> None:
+        try:
+            await self._traces.get_trace_page(project_id, trace_id, limit=1)
+        except NotFoundError:
+            if self._pending_writes is None:
+                raise
+            await self._pending_writes()  # the trace of a call answered a moment ago may still be queued
+            await self._traces.get_trace_page(project_id, trace_id, limit=1)
 
     async def list_queues(self, project_id: str) -> list[Queue]:
         return await asyncio.to_thread(self._store.list_queues, project_id)

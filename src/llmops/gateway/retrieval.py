@@ -99,8 +99,7 @@ def context_message(passages: list[Passage], max_chars: int) -> dict[str, Any]:
     body = "\n\n".join(parts) if parts else "(no passage found)"
     return {
         "role": "system",
-        "content": "Answer using the context below when it is relevant; cite sources as [n].\n\n"
-        f"Context:\n{body}",
+        "content": f"Answer using the context below when it is relevant; cite sources as [n].\n\nContext:\n{body}",
     }
 
 
@@ -118,7 +117,11 @@ async def apply_rag(retriever: Retriever, ctx: CallContext, raw: dict[str, Any],
     ctx.attributes["llmops.rag.collection"] = req.collection
     ctx.attributes["llmops.rag.chunk_ids"] = [p.chunk_id for p in passages]
     lead = 0
-    while lead < len(messages) and isinstance(messages[lead], dict) and messages[lead].get("role") in ("system", "developer"):
+    while (
+        lead < len(messages)
+        and isinstance(messages[lead], dict)
+        and messages[lead].get("role") in ("system", "developer")
+    ):
         lead += 1
     body["messages"] = [*messages[:lead], context_message(passages, max_chars), *messages[lead:]]
     return body

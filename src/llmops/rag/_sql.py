@@ -219,6 +219,12 @@ class SqlRagStore:
         ).all()
         return {r[0]: r[1] for r in docs}, {r[0]: r[1] for r in chunks}
 
+    def all_collections(self) -> list[tuple[str, str]]:
+        """(project_id, collection) of every collection (start-up index warm-up only; not tenant-facing)."""
+        c = collections_t.c
+        with self._engine.connect() as conn:
+            return [(r[0], r[1]) for r in conn.execute(sa.select(c.project_id, c.collection))]
+
     def find_collection(self, project_id: str, collection: str) -> Collection | None:
         c = collections_t.c
         with self._engine.connect() as conn:
@@ -233,18 +239,14 @@ class SqlRagStore:
     def list_collections(self, project_id: str) -> list[Collection]:
         c = collections_t.c
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(collections_t).where(c.project_id == project_id).order_by(c.collection)
-            ).all()
+            rows = conn.execute(sa.select(collections_t).where(c.project_id == project_id).order_by(c.collection)).all()
             docs, chunks = self._counts(conn, project_id)
         return [_collection(r._mapping, docs.get(r.collection, 0), chunks.get(r.collection, 0)) for r in rows]
 
     def delete_collection(self, project_id: str, collection: str) -> None:
         with self._engine.begin() as conn:
             for table in (search_t, chunks_t, index_versions_t, versions_t, documents_t, collections_t):
-                conn.execute(
-                    table.delete().where(table.c.project_id == project_id, table.c.collection == collection)
-                )
+                conn.execute(table.delete().where(table.c.project_id == project_id, table.c.collection == collection))
 
     # --- documents -----------------------------------------------------------------------------------
 
@@ -379,7 +381,11 @@ class SqlRagStore:
         cols = [*_CHUNK_COLS, *(col.label(f"d_{col.name}") for col in documents_t.c)]
         with self._engine.connect() as conn:
             for i in range(0, len(ids), _IN_BATCH):
-                q = sa.select(*cols).select_from(join).where(c.project_id == project_id, c.chunk_id.in_(ids[i : i + _IN_BATCH]))
+                q = (
+                    sa.select(*cols)
+                    .select_from(join)
+                    .where(c.project_id == project_id, c.chunk_id.in_(ids[i : i + _IN_BATCH]))
+                )
                 for r in conn.execute(q):
                     m = r._mapping
                     doc = _document({col.name: m[f"d_{col.name}"] for col in documents_t.c})
@@ -389,8 +395,17 @@ class SqlRagStore:
     # --- ingest --------------------------------------------------------------------------------------
 
     def apply_ingest(self, write: IngestWrite) -> None:
+        """All of it in one transaction; ConflictError (nothing written) if another ingest committed first."""
+        try:
+            self._apply_ingest(write)
+        except IntegrityError as exc:  # the index version (or a chunk id) was taken by a concurrent ingest
+            raise ConflictError(
+                f"collection {write.collection!r} changed during the ingest; retry", code="concurrent_ingest"
+            ) from exc
+
+    def _apply_ingest(self, write: IngestWrite) -> None:
         p, coll = write.project_id, write.collection
-        c, d = chunks_t.c, documents_t.c
+        c = chunks_t.c
         iv = write.index_version
         with self._engine.begin() as conn:
             touched = [w.document.document_id for w in write.writes] + list(write.deletes)
@@ -424,7 +439,10 @@ class SqlRagStore:
             ]
             if chunk_rows:
                 conn.execute(chunks_t.insert(), chunk_rows)
-                self._index_text(conn, p, coll, [(r["chunk_id"], f"{r['heading']}\n{r['text']}") for r in chunk_rows])
+                texts = [
+                    (r.chunk.chunk_id, f"{r.chunk.heading}\n{r.chunk.text}") for w in write.writes for r in w.chunks
+                ]
+                self._index_text(conn, p, coll, texts)
             conn.execute(
                 index_versions_t.insert().values(
                     project_id=p,
@@ -452,7 +470,6 @@ class SqlRagStore:
             )
             if done.rowcount != 1:  # another ingest committed first: roll everything back
                 raise ConflictError(f"collection {coll!r} changed during the ingest; retry", code="concurrent_ingest")
-            del d
 
     def _index_text(self, conn: Connection, project_id: str, collection: str, rows: list[tuple[str, str]]) -> None:
         if self._sqlite:

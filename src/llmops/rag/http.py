@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.core.errors import InvalidInputError
 from llmops.rag.evaluation import EvalReport
-from llmops.rag.models import Chunk, Collection, Document, DocumentVersion, IndexVersion, SearchHit
+from llmops.rag.models import Chunk, Collection, Document, DocumentVersion, IndexVersion, SearchHit, SearchMode
 from llmops.rag.service import DocumentInput, IngestResult, RagService
 
 
@@ -64,12 +64,16 @@ class SearchBody(BaseModel):
     filters: dict[str, Any] = Field(default_factory=dict, description="Metadata equality filters (list: any of).")
 
 
+def _hybrid() -> list[SearchMode]:
+    return ["hybrid"]
+
+
 class EvaluateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: list[dict[str, Any]] = Field(description='[{"query": ..., "relevant": [document ids or sources]}]')
     k: int = Field(5, ge=1, le=100)
-    modes: list[Literal["hybrid", "vector", "keyword"]] = Field(default_factory=lambda: ["hybrid"])
+    modes: list[SearchMode] = Field(default_factory=_hybrid)
     variants: list[dict[str, Any]] = Field(
         default_factory=list, description='In-memory index variants: [{"chunk_size", "chunk_overlap", "mode"}].'
     )

@@ -23,7 +23,7 @@ EXACT_BELOW = 2048  # tiny collections: brute force is exact and as fast
 class VectorIndex:
     """Chunk ids <-> integer keys, and the HNSW graph over their vectors. Thread-safe."""
 
-    def __init__(self, *, connectivity: int = 16, expansion_search: int = 64, version: int = 0) -> None:
+    def __init__(self, *, connectivity: int = 16, expansion_search: int = 128, version: int = 0) -> None:
         self._index = Index(
             ndim=EMBEDDING_DIM,
             metric="cos",
@@ -38,6 +38,11 @@ class VectorIndex:
         self._docs: dict[str, str] = {}  # chunk_id -> document_id
         self._lock = threading.Lock()
         self.version = version
+
+    def set_expansion_search(self, ef: int) -> None:
+        """HNSW ef at query time (recall vs latency); takes effect on the next search."""
+        with self._lock:
+            self._index.expansion_search = ef
 
     def __len__(self) -> int:
         return len(self._keys)

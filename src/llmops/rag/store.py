@@ -69,6 +69,10 @@ class RagStore(CorpusReader, Protocol):
         """ConflictError if the name exists in the project."""
         ...
 
+    def all_collections(self) -> list[tuple[str, str]]:
+        """(project_id, collection) of every collection: start-up warm-up only, never tenant-facing."""
+        ...
+
     def find_collection(self, project_id: str, collection: str) -> Collection | None: ...
 
     def list_collections(self, project_id: str) -> list[Collection]: ...
@@ -95,9 +99,7 @@ class RagStore(CorpusReader, Protocol):
         """(chunk ids, (n, 384) float32, document ids) of the collection: rebuilds the vector index."""
         ...
 
-    def keyword_search(
-        self, project_id: str, collection: str, query: str, *, limit: int
-    ) -> list[tuple[str, float]]:
+    def keyword_search(self, project_id: str, collection: str, query: str, *, limit: int) -> list[tuple[str, float]]:
         """(chunk_id, score) best first; the score is higher-is-better."""
         ...
 

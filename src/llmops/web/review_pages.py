@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol, cast
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from llmops.core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from llmops.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from llmops.evals.calibration import CalibrationService
-from llmops.evals.review import ReviewItem, ReviewService, ScoreConfig, Submission
+from llmops.evals.online import OnlineRuleService, OnlineWorker, rule_json
+from llmops.evals.review import QueueSource, ReviewItem, ReviewService, ScoreConfig, Submission
 from llmops.projects import Principal
+from llmops.tracing import parse_trace_filter
 from llmops.web import trace_view
 from llmops.web.pages import WebUI
 
@@ -30,6 +32,12 @@ class ReviewServices(Protocol):
 
     @property
     def calibration(self) -> CalibrationService: ...
+
+    @property
+    def online_rules(self) -> OnlineRuleService: ...
+
+    @property
+    def online_worker(self) -> OnlineWorker: ...
 
 
 def key_values(config: ScoreConfig) -> list[tuple[str, str]]:
@@ -57,7 +65,37 @@ def review_routes(router: APIRouter, ui: WebUI, same_origin: Callable[[Request],
     async def queues(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
         queues = await services.review.list_queues(who.project_id)
         configs = await services.review.list_configs(who.project_id)
-        return await ui.page(request, who, "review_queues.html", nav="review", queues=queues, configs=configs)
+        worker = services.online_worker
+        rules = [rule_json(r, worker.stats) for r in await services.online_rules.list_rules(who.project_id)]
+        context = {"queues": queues, "configs": configs, "rules": rules, "backlog": worker.backlog}
+        context["error"] = request.query_params.get("error")
+        return await ui.page(request, who, "review_queues.html", nav="review", **context)
+
+    @router.post("/review")
+    async def create_queue(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
+        """A queue from the form: name, configs, a trace filter as a query string, an optional sample size."""
+        if not same_origin(request):
+            return Response("cross-site form refused", status_code=403)
+        form = await request.form()
+        try:
+            pairs = parse_qsl(str(form.get("filter") or "").lstrip("?"), keep_blank_values=False)
+            sample = str(form.get("sample") or "").strip()
+            source = QueueSource(
+                parse_trace_filter(pairs),
+                tuple(pairs),
+                int(str(form.get("limit") or 100)),
+                int(sample) if sample else None,
+            )
+            queue = await services.review.create_queue(
+                who.project_id,
+                str(form.get("name") or ""),
+                configs=[str(c) for c in form.getlist("configs")],
+                source=source,
+                reviewers=[r.strip() for r in str(form.get("reviewers") or "").split(",")],
+            )
+        except (InvalidInputError, NotFoundError, ConflictError, ValueError) as exc:
+            return RedirectResponse(f"/review?error={quote(getattr(exc, 'message', str(exc)))}#new-queue", 303)
+        return RedirectResponse(f"/review/{quote(queue.queue_id)}", status_code=303)
 
     @router.get("/review/calibration")
     async def calibration(request: Request, who: Principal = Depends(ui.require_login)) -> Response:

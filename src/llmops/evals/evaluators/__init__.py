@@ -3,9 +3,11 @@
 Deterministic (exact, contains, regex, json_valid, json_schema, numeric, edit_distance, bleu, rouge), local models
 (semantic_similarity with the MiniLM embedder, factual_consistency with the NLI classifier, toxicity with the
 local classifier), LLM judges (``judge``: rubrics through the gateway) and RAG metrics (faithfulness,
-answer_relevancy, context_precision, context_recall). See docs/scorers.md.
+answer_relevancy, context_precision, context_recall); user functions via ``scorer_from_function``. See
+docs/scorers.md.
 """
 
+from llmops.evals.evaluators.custom import FunctionScorer, scorer_from_function
 from llmops.evals.evaluators.registry import (
     ChatGateway,
     Embedder,
@@ -21,7 +23,9 @@ __all__ = [
     "Embedder",
     "EvaluatorDeps",
     "EvaluatorInfo",
+    "FunctionScorer",
     "create_evaluator",
     "list_evaluators",
     "parse_spec",
+    "scorer_from_function",
 ]

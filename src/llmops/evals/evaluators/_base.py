@@ -66,21 +66,23 @@ class Params:
             )
         return value
 
-    def str(self, key: str, default: str | None = None) -> str | None:
+    def text(self, key: str, default: str | None = None) -> str | None:
         value: str | None = self._get(key, str, default, "a string")
         return value
 
     def required_str(self, key: str) -> str:
-        value = self.str(key)
+        value = self.text(key)
         if not value:
             raise InvalidInputError(f"scorer {self._scorer!r} needs {key!r}", param=key)
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value: bool = self._get(key, bool, default, "true or false")
         return value
 
-    def float(self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None) -> Any:
+    def number(
+        self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None
+    ) -> Any:
         value = self._get(key, (int, float), default, "a number")
         if value is None:
             return None
@@ -88,7 +90,7 @@ class Params:
             raise InvalidInputError(f"scorer {self._scorer!r}: {key!r} must be in [{lo}, {hi}]", param=key)
         return float(value)
 
-    def int(self, key: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> int:
+    def integer(self, key: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> int:
         value: int = self._get(key, int, default, "an integer")
         if not lo <= value <= hi:
             raise InvalidInputError(f"scorer {self._scorer!r}: {key!r} must be in [{lo}, {hi}]", param=key)
@@ -98,10 +100,10 @@ class Params:
         return self._raw.get(key)
 
     def threshold(self, default: float | None) -> float | None:
-        return self.float("threshold", default, lo=0.0, hi=1.0)
+        return self.number("threshold", default, lo=0.0, hi=1.0)
 
     def score_name(self, default: str) -> str:
-        return self.str("score_name", default) or default
+        return self.text("score_name", default) or default
 
 
 class Scorer:

@@ -18,6 +18,7 @@ hand-made pairs, then measured on ``evals/data/faithfulness.jsonl`` (docs/scorer
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -65,10 +66,40 @@ def _numbers(text: str) -> set[str]:
     return {m.group(0).replace(",", "") for m in _NUM.finditer(text)}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    claims: Sequence[str]
+    rows: list[tuple[int, str, float, tuple[str, ...]]]  # claim index, best evidence, cosine, missing numbers
+    pairs: list[tuple[str, str]]  # 4 per claim: best both ways, window both ways
+
+
 def check_claims(
     claims: Sequence[str], premises: Sequence[str], embedder: Embedder, nli: Nli, th: Thresholds = Thresholds()
 ) -> list[ClaimVerdict]:
     """One verdict per claim against the premise texts (blocking: call it off the event loop)."""
+    plan = plan_claims(claims, premises, embedder)
+    if isinstance(plan, list):
+        return plan
+    unique = list(dict.fromkeys(plan.pairs))
+    return decide(plan, dict(zip(unique, nli.contradiction(unique), strict=True)), th)
+
+
+async def acheck_claims(
+    claims: Sequence[str], premises: Sequence[str], embedder: Embedder, nli: Nli, th: Thresholds = Thresholds()
+) -> list[ClaimVerdict]:
+    """:func:`check_claims` for async callers: embeddings in a thread, NLI pairs batched across callers."""
+    from llmops.evals.evaluators._batching import batcher_for
+
+    plan = await asyncio.to_thread(plan_claims, claims, premises, embedder)
+    if isinstance(plan, list):
+        return plan
+    unique = list(dict.fromkeys(plan.pairs))  # one-sentence evidence makes best == window: score each pair once
+    probs = await batcher_for(nli).contradiction(unique)
+    return decide(plan, dict(zip(unique, probs, strict=True)), th)
+
+
+def plan_claims(claims: Sequence[str], premises: Sequence[str], embedder: Embedder) -> _Plan | list[ClaimVerdict]:
+    """The evidence and NLI pairs of every claim (or the final verdicts when there is nothing to ask)."""
     evidence = [s for p in premises for s in (sentences(p) or [p.strip()]) if s]
     if not claims:
         return []
@@ -86,11 +117,14 @@ def check_claims(
         missing = tuple(sorted(_numbers(claim) - _numbers(top3)))
         plans.append((i, best, float(sims[i, order[0]]), missing))
         pairs += [(best, claim), (claim, best), (window, claim), (claim, window)]
-    unique = list(dict.fromkeys(pairs))  # one-sentence evidence makes best == window: score each pair once
-    scored = dict(zip(unique, nli.contradiction(unique), strict=True))
-    probs = [scored[pair] for pair in pairs]
+    return _Plan(claims, plans, pairs)
+
+
+def decide(plan: _Plan, scored: dict[tuple[str, str], float], th: Thresholds) -> list[ClaimVerdict]:
+    probs = [scored[pair] for pair in plan.pairs]
+    claims = plan.claims
     out = []
-    for (i, best, sim, missing), k in zip(plans, range(0, len(pairs), 4), strict=True):
+    for (i, best, sim, missing), k in zip(plan.rows, range(0, len(probs), 4), strict=True):
         p = max(min(probs[k], probs[k + 1]), min(probs[k + 2], probs[k + 3]))
         on_topic = sim >= th.related
         if on_topic and (p >= th.contradiction or (missing and p >= th.contradiction_with_number)):

@@ -70,7 +70,9 @@ def rubric_from(value: Any) -> Rubric:
     if isinstance(value, str):
         if value not in BUILTIN:
             known = ", ".join(sorted(BUILTIN))
-            raise InvalidInputError(f"unknown judge rubric {value!r}; known: {known} (or a custom mapping)", param="rubric")
+            raise InvalidInputError(
+                f"unknown judge rubric {value!r}; known: {known} (or a custom mapping)", param="rubric"
+            )
         return BUILTIN[value]
     if not isinstance(value, Mapping):
         raise InvalidInputError("'rubric' must be a built-in name or a mapping with 'criteria'", param="rubric")
@@ -89,7 +91,9 @@ def rubric_from(value: Any) -> Rubric:
         or not all(isinstance(x, int) and not isinstance(x, bool) for x in scale)
         or not 0 <= scale[0] < scale[1] <= 100
     ):
-        raise InvalidInputError("rubric 'scale' must be [low, high] integers, 0 <= low < high <= 100", param="rubric.scale")
+        raise InvalidInputError(
+            "rubric 'scale' must be [low, high] integers, 0 <= low < high <= 100", param="rubric.scale"
+        )
     name = value.get("name", "custom")
     if not isinstance(name, str):
         raise InvalidInputError("rubric 'name' must be a string", param="rubric.name")

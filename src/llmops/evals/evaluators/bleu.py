@@ -76,13 +76,13 @@ class Bleu(Scorer):
 
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> Bleu:
-        smoothing = p.str("smoothing", "exp")
+        smoothing = p.text("smoothing", "exp")
         if smoothing not in SMOOTHING:
             raise InvalidInputError(f"scorer 'bleu': 'smoothing' must be one of {SMOOTHING}", param="smoothing")
         return cls(
-            max_n=p.int("max_n", 4, lo=1, hi=8),
+            max_n=p.integer("max_n", 4, lo=1, hi=8),
             smoothing=smoothing,
-            lowercase=p.bool("lowercase", True),
+            lowercase=p.flag("lowercase", True),
             threshold=p.threshold(None),
             score_name=p.score_name(cls.name),
         )

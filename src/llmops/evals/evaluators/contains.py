@@ -38,14 +38,14 @@ class Contains(Scorer):
             values = list(raw)
         else:
             raise InvalidInputError("scorer 'contains': 'value' must be a string or a list of strings", param="value")
-        mode = p.str("mode", "any")
+        mode = p.text("mode", "any")
         if mode not in ("any", "all"):
             raise InvalidInputError("scorer 'contains': 'mode' must be 'any' or 'all'", param="mode")
         return cls(
             values=values,
             mode=mode,  # type: ignore[arg-type]
-            case_sensitive=p.bool("case_sensitive", False),
-            negate=p.bool("negate", False),
+            case_sensitive=p.flag("case_sensitive", False),
+            negate=p.flag("negate", False),
             score_name=p.score_name(cls.name),
         )
 

@@ -24,7 +24,9 @@ class EditDistance(Scorer):
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> EditDistance:
         return cls(
-            case_sensitive=p.bool("case_sensitive", False), threshold=p.threshold(None), score_name=p.score_name(cls.name)
+            case_sensitive=p.flag("case_sensitive", False),
+            threshold=p.threshold(None),
+            score_name=p.score_name(cls.name),
         )
 
     async def score(self, case: EvalCase) -> ScoreResult:

@@ -26,9 +26,9 @@ class ExactMatch(Scorer):
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> ExactMatch:
         return cls(
-            case_sensitive=p.bool("case_sensitive", False),
-            strict=p.bool("strict", False),
-            strip_punctuation=p.bool("strip_punctuation", False),
+            case_sensitive=p.flag("case_sensitive", False),
+            strict=p.flag("strict", False),
+            strip_punctuation=p.flag("strip_punctuation", False),
             score_name=p.score_name(cls.name),
         )
 

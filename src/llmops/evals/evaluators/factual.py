@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from llmops.core.errors import InvalidInputError
-from llmops.evals.evaluators._base import Params, Scorer, run_blocking
-from llmops.evals.evaluators._claims import ClaimVerdict, check_claims
+from llmops.evals.evaluators._base import Params, Scorer
+from llmops.evals.evaluators._claims import ClaimVerdict, acheck_claims
 from llmops.evals.evaluators._text import sentences
 from llmops.evals.evaluators.registry import EvaluatorDeps
 from llmops.evals.models import EvalCase, ScoreResult
@@ -46,7 +46,7 @@ class FactualConsistency(Scorer):
 
     @classmethod
     def from_spec(cls, p: Params, deps: EvaluatorDeps) -> FactualConsistency:
-        against = p.str("against", "both")
+        against = p.text("against", "both")
         if against not in ("expected", "contexts", "both"):
             raise InvalidInputError("'against' must be 'expected', 'contexts' or 'both'", param="against")
         return cls(deps=deps, against=against, threshold=p.threshold(0.5), score_name=p.score_name(cls.name))  # type: ignore[arg-type]
@@ -61,5 +61,5 @@ class FactualConsistency(Scorer):
         if not claims:
             return self.error("the output has no claims to check")
         embedder, nli = self._deps.get_embedder(), self._deps.get_nli()
-        verdicts = await run_blocking(check_claims, claims, premises, embedder, nli)
+        verdicts = await acheck_claims(claims, premises, embedder, nli)
         return summarise(self, verdicts)

@@ -39,7 +39,7 @@ class JsonSchemaMatch(Scorer):
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except SchemaError as exc:
             raise InvalidInputError(f"scorer 'json_schema': invalid schema: {exc.message}", param="schema") from exc
-        return cls(schema=schema, strict=p.bool("strict", False), score_name=p.score_name(cls.name))
+        return cls(schema=schema, strict=p.flag("strict", False), score_name=p.score_name(cls.name))
 
     async def score(self, case: EvalCase) -> ScoreResult:
         value, problem = parse_json_output(case.output, allow_fence=not self.strict)

@@ -35,7 +35,7 @@ class JsonValid(Scorer):
 
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> JsonValid:
-        return cls(strict=p.bool("strict", False), score_name=p.score_name(cls.name))
+        return cls(strict=p.flag("strict", False), score_name=p.score_name(cls.name))
 
     async def score(self, case: EvalCase) -> ScoreResult:
         _, problem = parse_json_output(case.output, allow_fence=not self.strict)

@@ -105,8 +105,10 @@ class LlmJudge(Scorer):
     name = "judge"
     version = "1"
     kind = "llm_judge"
-    description = "LLM-as-judge through the gateway: built-in rubric (relevance, helpfulness, factual_accuracy, " \
+    description = (
+        "LLM-as-judge through the gateway: built-in rubric (relevance, helpfulness, factual_accuracy, "
         "style_tone) or a custom G-Eval rubric; JSON-constrained, repaired and retried, traced and costed."
+    )
     params = {
         "rubric": "a built-in rubric name or {criteria, steps, scale: [low, high], name} (required)",
         "model": "gateway model alias of the judge (default: the configured judge model)",
@@ -127,15 +129,15 @@ class LlmJudge(Scorer):
         from llmops.core.errors import InvalidInputError
 
         rubric = rubric_from(p.raw("rubric") if p.raw("rubric") is not None else "")
-        model = p.str("model") or deps.judge_model
+        model = p.text("model") or deps.judge_model
         if not model:
             raise InvalidInputError("a judge needs a 'model' (or a configured default judge model)", param="model")
         return cls(
             deps=deps,
             rubric=rubric,
             model=model,
-            max_retries=p.int("max_retries", 2, lo=0, hi=5),
-            temperature=p.float("temperature", 0.0, lo=0.0, hi=2.0),
+            max_retries=p.integer("max_retries", 2, lo=0, hi=5),
+            temperature=p.number("temperature", 0.0, lo=0.0, hi=2.0),
             threshold=p.threshold(0.5),
             score_name=p.score_name(f"judge:{rubric.name}"),
         )

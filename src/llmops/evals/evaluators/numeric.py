@@ -42,9 +42,9 @@ class NumericTolerance(Scorer):
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> NumericTolerance:
         return cls(
-            expected=p.float("expected"),
-            abs_tol=p.float("abs_tol", 0.0, lo=0.0),
-            rel_tol=p.float("rel_tol", 1e-6, lo=0.0),
+            expected=p.number("expected"),
+            abs_tol=p.number("abs_tol", 0.0, lo=0.0),
+            rel_tol=p.number("rel_tol", 1e-6, lo=0.0),
             score_name=p.score_name(cls.name),
         )
 

@@ -82,7 +82,10 @@ async def measure_faithfulness(deps: EvaluatorDeps, *, spec: Any = "factual_cons
     items = load_labelled("faithfulness")
     cases = [EvalCase(input="", output=i["answer"], expected=i["reference"]) for i in items]
     results = await _scores(spec, deps, cases)
-    rows = [(r.label != "consistent", i["label"] == "inconsistent", {**i, "got": r.label}) for r, i in zip(results, items, strict=True)]
+    rows = [
+        (r.label != "consistent", i["label"] == "inconsistent", {**i, "got": r.label})
+        for r, i in zip(results, items, strict=True)
+    ]
     return _tally(rows)
 
 
@@ -94,7 +97,10 @@ async def measure_semantic(deps: EvaluatorDeps, *, threshold: float | None = Non
         spec["threshold"] = threshold
     cases = [EvalCase(input="", output=i["output"], expected=i["expected"]) for i in items]
     results = await _scores(spec, deps, cases)
-    rows = [(bool(r.passed), bool(i["similar"]), {**i, "got": round(r.value, 3)}) for r, i in zip(results, items, strict=True)]
+    rows = [
+        (bool(r.passed), bool(i["similar"]), {**i, "got": round(r.value, 3)})
+        for r, i in zip(results, items, strict=True)
+    ]
     return _tally(rows)
 
 
@@ -103,5 +109,8 @@ async def measure_toxicity(deps: EvaluatorDeps, *, name: str = "toxicity_heldout
     items = load_labelled(name)
     cases = [EvalCase(input="", output=i["text"]) for i in items]
     results = await _scores("toxicity", deps, cases)
-    rows = [(r.label == "toxic", bool(i["toxic"]), {"text": i["text"], "got": round(r.value, 3)}) for r, i in zip(results, items, strict=True)]
+    rows = [
+        (r.label == "toxic", bool(i["toxic"]), {"text": i["text"], "got": round(r.value, 3)})
+        for r, i in zip(results, items, strict=True)
+    ]
     return _tally(rows)

@@ -49,7 +49,7 @@ class ContextPrecision(Scorer):
     def from_spec(cls, p: Params, deps: EvaluatorDeps) -> ContextPrecision:
         return cls(
             deps=deps,
-            relevance=p.float("relevance", 0.5, lo=-1.0, hi=1.0),
+            relevance=p.number("relevance", 0.5, lo=-1.0, hi=1.0),
             threshold=p.threshold(None),
             score_name=p.score_name(cls.name),
         )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmops.evals.evaluators._base import Params, Scorer, run_blocking
-from llmops.evals.evaluators._claims import check_claims
+from llmops.evals.evaluators._base import Params, Scorer
+from llmops.evals.evaluators._claims import acheck_claims
 from llmops.evals.evaluators._text import sentences
 from llmops.evals.evaluators.registry import EvaluatorDeps
 from llmops.evals.models import EvalCase, ScoreResult
@@ -35,9 +35,7 @@ class ContextRecall(Scorer):
         claims = sentences(case.expected or "")
         if not contexts or not claims:
             return self.error("scorer 'context_recall' needs an expected output and retrieved contexts")
-        verdicts = await run_blocking(
-            check_claims, claims, contexts, self._deps.get_embedder(), self._deps.get_nli()
-        )
+        verdicts = await acheck_claims(claims, contexts, self._deps.get_embedder(), self._deps.get_nli())
         supported = sum(v.verdict == "supported" for v in verdicts)
         value = supported / len(claims)
         details = {"claims": [v.to_dict() for v in verdicts]}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmops.evals.evaluators._base import Params, Scorer, run_blocking
-from llmops.evals.evaluators._claims import check_claims
+from llmops.evals.evaluators._base import Params, Scorer
+from llmops.evals.evaluators._claims import acheck_claims
 from llmops.evals.evaluators._text import sentences
 from llmops.evals.evaluators.factual import summarise
 from llmops.evals.evaluators.registry import EvaluatorDeps
@@ -38,7 +38,5 @@ class Faithfulness(Scorer):
         claims = sentences(case.output)
         if not claims:
             return self.error("the output has no claims to check")
-        verdicts = await run_blocking(
-            check_claims, claims, contexts, self._deps.get_embedder(), self._deps.get_nli()
-        )
+        verdicts = await acheck_claims(claims, contexts, self._deps.get_embedder(), self._deps.get_nli())
         return summarise(self, verdicts)

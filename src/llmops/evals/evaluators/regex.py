@@ -34,11 +34,14 @@ class RegexMatch(Scorer):
         if len(source) > MAX_PATTERN:
             raise InvalidInputError(f"scorer 'regex': pattern longer than {MAX_PATTERN} characters", param="pattern")
         try:
-            pattern = re.compile(source, re.IGNORECASE if p.bool("ignore_case", False) else 0)
+            pattern = re.compile(source, re.IGNORECASE if p.flag("ignore_case", False) else 0)
         except re.error as exc:
             raise InvalidInputError(f"scorer 'regex': invalid pattern {source!r}: {exc}", param="pattern") from exc
         return cls(
-            pattern=pattern, full=p.bool("full", False), negate=p.bool("negate", False), score_name=p.score_name(cls.name)
+            pattern=pattern,
+            full=p.flag("full", False),
+            negate=p.flag("negate", False),
+            score_name=p.score_name(cls.name),
         )
 
     async def score(self, case: EvalCase) -> ScoreResult:

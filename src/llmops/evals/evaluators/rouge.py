@@ -50,12 +50,12 @@ class Rouge(Scorer):
 
     @classmethod
     def from_spec(cls, p: Params, deps: object) -> Rouge:
-        variant = p.str("variant", "rougeL") or "rougeL"
+        variant = p.text("variant", "rougeL") or "rougeL"
         if variant not in VARIANTS:
             raise InvalidInputError(f"scorer 'rouge': 'variant' must be one of {VARIANTS}", param="variant")
         return cls(
             variant=variant,
-            lowercase=p.bool("lowercase", True),
+            lowercase=p.flag("lowercase", True),
             threshold=p.threshold(None),
             score_name=p.score_name(variant),
         )

@@ -1,7 +1,7 @@
 """Semantic similarity: cosine of the output's and the expected output's MiniLM embeddings (local, no LLM).
 
-The value is the cosine clipped to [0, 1]. ``passed`` uses ``threshold`` (default 0.75, set a priori and measured on the labelled
-paraphrase set ``evals/data/semantic_similarity.jsonl``; precision/recall in docs/scorers.md).
+The value is the cosine clipped to [0, 1]. ``passed`` uses ``threshold`` (default 0.75, set a priori and then
+measured on the labelled paraphrase set ``evals/data/semantic_similarity.jsonl``: docs/scorers.md).
 """
 
 from __future__ import annotations
