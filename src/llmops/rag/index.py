@@ -42,7 +42,7 @@ class VectorIndex:
     def set_expansion_search(self, ef: int) -> None:
         """HNSW ef at query time (recall vs latency); takes effect on the next search."""
         with self._lock:
-            self._index.expansion_search = ef
+            self._index.expansion_search = ef  # type: ignore[misc]  # usearch has a setter; its stub says read-only
 
     def __len__(self) -> int:
         return len(self._keys)
