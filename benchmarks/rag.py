@@ -7,7 +7,7 @@
    A re-ingest of the unchanged corpus is timed too (hashing only: nothing re-embedded).
 2. Vector search: 100k synthetic 384-dim unit vectors of low intrinsic dimension (a 48-dim gaussian latent
    projected to 384 dims plus noise, as sentence embeddings are), queries are perturbed corpus vectors.
-   usearch HNSW (M=16, ef_add=128, ef_search=128, the defaults) against exact
+   usearch HNSW (M=16, ef_add=128; ef_search 64..256, default 192) against exact
    search (numpy brute force, one matrix-vector product per query) on the same data: recall@10 of HNSW vs the
    exact top-10, p50/p99 latency of both, single-threaded query loop.
 """

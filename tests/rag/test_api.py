@@ -150,3 +150,20 @@ def test_sdk_rag_search(srv: RunningServer, api: httpx.Client) -> None:
     with pytest.raises(httpx.HTTPStatusError) as err:
         llmops.rag_search("missing", "x", base_url=srv.v1, api_key=srv.key)
     assert err.value.response.json()["error"]["code"] == "not_found"
+
+
+def test_streaming_chat_gets_the_context_too(
+    srv: RunningServer, api: httpx.Client, fake_upstream: FakeUpstream
+) -> None:
+    """A streamed chat with `x-llmops-rag` also goes upstream with the retrieved context."""
+    client = openai.OpenAI(base_url=srv.v1, api_key=srv.key)
+    stream = client.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "Are passwords rotated?"}],
+        stream=True,
+        extra_headers={"x-llmops-rag": "kb:1"},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.startswith("echo:")
+    sent = fake_upstream.requests[-1].json
+    assert sent["stream"] is True and "90 days" in sent["messages"][0]["content"]

@@ -76,7 +76,7 @@ class RagSettings(BaseSettings):
         12_000, description="Longest retrieved context the gateway injects into a chat (system message)."
     )
     hnsw_connectivity: int = Field(16, description="usearch HNSW graph degree (M).")
-    hnsw_expansion_search: int = Field(128, description="usearch HNSW ef at search time (recall vs latency).")
+    hnsw_expansion_search: int = Field(192, description="usearch HNSW ef at search time (recall vs latency).")
 
 
 # --- RAG corpus health (owned by the corpus-health work) ---
