@@ -15,6 +15,7 @@ HERE = Path(__file__).parent
 SCRIPTS = ["gateway_overhead.py", "local_decode.py", "sdk_overhead.py", "prompts.py", "ingest.py", "rag.py"]
 SCRIPTS += ["review.py"]  # human review / online evals
 SCRIPTS += ["scorers.py"]  # evaluation scorers (NLI throughput, local scorer quality)
+SCRIPTS += ["evals.py"]  # evaluation core (runner throughput, 10k-item RSS)
 
 
 def main() -> int:

@@ -130,6 +130,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     factory = ProviderFactory(http, settings.local, embedder)
     router = Router(build_routes(config, factory, settings.gateway), config.router)
     prompts = PromptService(SqlPromptStore(engine), settings.prompts, clock=clock)
+    if settings.evals.promotion_gates:  # evals core: promotion gate on prompt label moves
+        from llmops.evals.gate import PromotionGate
+
+        prompts.label_gate = PromotionGate(engine, dict(settings.evals.promotion_gates))
     gateway = GatewayService(
         router,
         recorder,

@@ -65,7 +65,9 @@ def test_sync_keeps_status_and_scopes_deletes(engine: Engine) -> None:
 def test_projects_are_isolated(engine: Engine) -> None:
     """Another project sees no findings and cannot read or change them."""
     store = SqlFindingStore(engine)
-    (f,) = store.sync_findings("p1", "c", [_finding("a", "b", "x")], kinds=["contradiction"], document_ids=None, now_ns=1)
+    (f,) = store.sync_findings(
+        "p1", "c", [_finding("a", "b", "x")], kinds=["contradiction"], document_ids=None, now_ns=1
+    )
     assert store.list_findings("p2", "c") == []
     with pytest.raises(NotFoundError):
         store.get_finding("p2", "c", f.finding_id)

@@ -6,6 +6,7 @@ import click
 
 from llmops import __version__
 from llmops.cli.client import chat, models
+from llmops.cli.evals import eval_group  # evals core
 from llmops.cli.keys import keys
 from llmops.cli.prompts import prompt
 from llmops.cli.rag import rag  # RAG core
@@ -26,6 +27,7 @@ cli.add_command(chat)
 cli.add_command(prompt)
 cli.add_command(rag)  # RAG core
 cli.add_command(review)  # review / online evals
+cli.add_command(eval_group)  # evals core
 
 
 def main() -> None:

@@ -107,7 +107,11 @@ def ingest(
             batch.clear()
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+    # no stdout/stderr redirection: the summary below must reach whoever holds sys.stdout (a pipe, a test runner)
+    bar = Progress(
+        *columns, console=console, transient=not console.is_terminal, redirect_stdout=False, redirect_stderr=False
+    )
+    with bar as progress:
         task = progress.add_task(f"ingest → {collection}", total=len(files))
         for f in files:
             doc_id = f.relative_to(root).as_posix()

@@ -119,6 +119,16 @@ class ScorerSettings(BaseSettings):
     threads: int = Field(2, description="onnxruntime threads of the NLI model the scorers load on first use.")
 
 
+# --- evaluation core (owned by the evals core work: datasets, runner, gates) ---
+class EvalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_EVALS_", extra="ignore")
+
+    promotion_gates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Prompt label -> dataset name; moving that label needs a passing experiment (JSON object).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
 
@@ -141,6 +151,7 @@ class Settings(BaseSettings):
     rag_health: RagHealthSettings = Field(default_factory=RagHealthSettings)  # RAG corpus health
     online_eval: OnlineEvalSettings = Field(default_factory=OnlineEvalSettings)  # review / online evals
     scorers: ScorerSettings = Field(default_factory=ScorerSettings)  # evaluation scorers
+    evals: EvalSettings = Field(default_factory=EvalSettings)  # evaluation core
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -11,7 +11,7 @@ import asyncio
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
@@ -99,7 +99,18 @@ def parse_ref(ref: str | int, *, param: str = "ref") -> int | str:
     return validate_label(ref, param=param)
 
 
+class LabelGate(Protocol):
+    """Checked before a label moves (evals implements it: the promotion gate). Raises ConflictError with
+    the reasons when the move is not allowed; ``from_version`` is None when the label is new."""
+
+    async def check(
+        self, project_id: str, name: str, label: str, from_version: int | None, to_version: int
+    ) -> None: ...
+
+
 class PromptService:
+    label_gate: LabelGate | None = None  # wired by app.py (promotion gate)
+
     def __init__(
         self, store: PromptStore, settings: PromptSettings | None = None, *, clock: Clock | None = None
     ) -> None:
@@ -221,6 +232,10 @@ class PromptService:
         prompt = await self._guarded(caller, name, label)
         if await asyncio.to_thread(self._store.find_version, caller.project_id, prompt.prompt_id, version) is None:
             raise _no_version(name, version)
+        if self.label_gate is not None:
+            found = await asyncio.to_thread(self._store.list_labels, caller.project_id, prompt.prompt_id)
+            before = next((lb.state.version for lb in found if lb.label == label), None)
+            await self.label_gate.check(caller.project_id, name, label, before, version)
         return await self._set_label(caller, prompt, label, LabelState(version), "move")
 
     async def set_canary(self, caller: Caller, name: str, label: str, version: int, percent: float) -> Label:

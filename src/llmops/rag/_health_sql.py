@@ -119,9 +119,7 @@ class SqlFindingStore:
         stored: list[Finding] = []
         with self._engine.begin() as conn:
             existing = {r.fingerprint: _finding(r) for r in conn.execute(base).all()}
-            in_scope = {
-                fp: f for fp, f in existing.items() if scope is None or scope.intersection(f.document_ids)
-            }
+            in_scope = {fp: f for fp, f in existing.items() if scope is None or scope.intersection(f.document_ids)}
             wanted = {f.fingerprint for f in findings}
             stale_ids = [f.finding_id for fp, f in in_scope.items() if fp not in wanted]
             if stale_ids:

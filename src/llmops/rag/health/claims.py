@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"(])|\n+")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,]*(?:\.\d+)?")
-_MONTHS = (
-    "january february march april may june july august september october november december".split()
-)
+_MONTHS = "january february march april may june july august september october november december".split()
 _MONTH_RE = "|".join(m.capitalize() for m in _MONTHS)
-_DATE = re.compile(rf"\b(\d{{4}})-(\d{{2}})-(\d{{2}})\b|\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b")
+_DATE = re.compile(
+    rf"\b(\d{{4}})-(\d{{2}})-(\d{{2}})\b|\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b"
+)
 _NUMBER = re.compile(
     r"(?P<cur>[$€£])?(?<![\w.\-])(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w\-])(?P<pct>\s?%)?"
     r"(?:\s*(?P<unit>[A-Za-z]+)(?:\s+(?P<unit2>[A-Za-z]+))?)?"
@@ -34,7 +34,16 @@ _DURATION_DAYS = {
     "year": 365.0, "sec": 1 / 86400, "min": 1 / 1440, "hr": 1 / 24, "yr": 365.0,
 }  # fmt: skip
 _SIZE_BYTES = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15, "byte": 1.0}
-_CURRENCY = {"$": "usd", "€": "eur", "£": "gbp", "usd": "usd", "eur": "eur", "gbp": "gbp", "dollar": "usd", "euro": "eur"}
+_CURRENCY = {
+    "$": "usd",
+    "€": "eur",
+    "£": "gbp",
+    "usd": "usd",
+    "eur": "eur",
+    "gbp": "gbp",
+    "dollar": "usd",
+    "euro": "eur",
+}
 
 STOPWORDS = frozenset(
     """a an the of to in on at for by with from as and or but if then than that this these those it its
@@ -180,15 +189,15 @@ def quantities(text: str) -> tuple[Quantity, ...]:
         out.append(Quantity("date", float(value), m.group(0)))
         masked = masked[: m.start()] + " " * (m.end() - m.start()) + masked[m.end() :]
     for m in _NUMBER.finditer(masked):
-        value = float(m.group("num").replace(",", ""))
+        number = float(m.group("num").replace(",", ""))
         before = masked[: m.start()].split()
         prev = before[-1] if before else ""
         if m.group("cur"):
-            q = Quantity(f"money:{_CURRENCY[m.group('cur')]}", value, "")
+            q = Quantity(f"money:{_CURRENCY[m.group('cur')]}", number, "")
         elif m.group("pct"):
-            q = Quantity("percent", value, "")
+            q = Quantity("percent", number, "")
         else:
-            found = _unit_quantity(value, m.group("unit") or "", m.group("unit2") or "", prev)
+            found = _unit_quantity(number, m.group("unit") or "", m.group("unit2") or "", prev)
             if found is None:
                 continue
             q = found

@@ -35,9 +35,7 @@ from llmops.rag.health.claims import ANTONYMS, NEGATIONS, STOPWORDS, Claim, extr
 
 Subtype = Literal["direct", "numeric_mismatch", "outdated", "scope"]
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,]*(?:\.\d+)?")
-_UNITS = frozenset(
-    "second minute hour day week month year business kb mb gb tb pb byte percent am pm usd eur".split()
-)
+_UNITS = frozenset("second minute hour day week month year business kb mb gb tb pb byte percent am pm usd eur".split())
 
 
 class ClaimEmbedder(Protocol):

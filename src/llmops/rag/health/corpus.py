@@ -71,4 +71,6 @@ def paragraph_chunks(document_id: str, text: str) -> tuple[ChunkText, ...]:
 
 
 def as_doc_texts(files: list[CorpusFile]) -> list[DocText]:
-    return [DocText(f.document_id, f.document_id, f.effective_date, paragraph_chunks(f.document_id, f.text)) for f in files]
+    return [
+        DocText(f.document_id, f.document_id, f.effective_date, paragraph_chunks(f.document_id, f.text)) for f in files
+    ]

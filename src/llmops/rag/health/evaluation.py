@@ -94,14 +94,18 @@ def evaluate_corpus(
     vectors = document_vectors(ids, chunk_owner, embed(chunk_texts))
     pairs = {
         frozenset((p.first, p.second))
-        for p in near_duplicates(ids, texts, vectors, min_cosine=duplicate_min_cosine, min_similarity=duplicate_min_similarity)
+        for p in near_duplicates(
+            ids, texts, vectors, min_cosine=duplicate_min_cosine, min_similarity=duplicate_min_similarity
+        )
     }
     true_dups = {frozenset(p) for p in labels["duplicates"]}
     dups = Scores(len(pairs & true_dups), len(pairs - true_dups), len(true_dups - pairs))
     # stale: by age, plus the older side of "outdated" conflicts (superseded)
     now = parse_date(labels["now"]) or datetime.now().astimezone()
     aged = stale_by_age(
-        [DocVector(f.document_id, "", f.effective_date) for f in files], now=now, stale_after_days=labels["stale_after_days"]
+        [DocVector(f.document_id, "", f.effective_date) for f in files],
+        now=now,
+        stale_after_days=labels["stale_after_days"],
     )
     superseded = {c.evidence["outdated_document_id"] for c in reported if c.subtype == "outdated"}
     stale_found = set(aged) | superseded

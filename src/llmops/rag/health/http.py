@@ -93,7 +93,9 @@ def create_health_router(service: HealthService, authenticate: Authenticate) -> 
         )
 
     @router.get("/{collection}/findings")
-    async def findings(collection: str, request: Request, kind: str | None = None, status: str | None = None) -> Response:
+    async def findings(
+        collection: str, request: Request, kind: str | None = None, status: str | None = None
+    ) -> Response:
         caller = await authenticate(request)
         rows = service.list_findings(caller.project_id, collection, kind=kind, status=status)
         return _json({"findings": [finding_json(f) for f in rows]})

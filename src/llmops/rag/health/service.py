@@ -110,7 +110,11 @@ class HealthService:
             found = [self._conflict_finding(collection, c, by_id) for c in conflicts]
             scope: list[str] | None = None
             if changed is not None:
-                known = {d for f in self._store.list_findings(project_id, collection, kind="contradiction") for d in f.document_ids}
+                known = {
+                    d
+                    for f in self._store.list_findings(project_id, collection, kind="contradiction")
+                    for d in f.document_ids
+                }
                 scope = sorted(changed | (known - live))
             now = self._clock.now_ns()
             stored = self._store.sync_findings(
@@ -184,7 +188,8 @@ class HealthService:
     def _hygiene(
         self, project_id: str, collection: str, docs: list[Document], chunks: list[Chunk]
     ) -> tuple[list[Finding], list[str]]:
-        s, notes = self._settings, []
+        s = self._settings
+        notes: list[str] = []
         by_id = {d.document_id: d for d in docs}
         out: list[Finding] = []
         vectors = (
@@ -201,8 +206,10 @@ class HealthService:
         )  # fmt: skip
         dup_pairs = {frozenset((p.first, p.second)) for p in dup_docs}
         for p in dup_docs:
-            out.append(self._pair_finding(collection, "duplicate", "document", by_id, p.first, p.second,
-                                          (doc_text[p.first][:400], doc_text[p.second][:400]), ("", ""), p))  # fmt: skip
+            texts = (doc_text[p.first][:400], doc_text[p.second][:400])
+            out.append(
+                self._pair_finding(collection, "duplicate", "document", by_id, p.first, p.second, texts, ("", ""), p)
+            )
         chunk_by_id = {c.chunk_id: c for c in chunks}
         for p in near_duplicates(
             [c.chunk_id for c in chunks], [c.text for c in chunks], vectors, owners=[c.document_id for c in chunks],
@@ -235,7 +242,9 @@ class HealthService:
             fingerprint=fingerprint(f"{kind}:{subtype}", [(first, passages[0]), (second, passages[1])]),
         )
 
-    def _single(self, collection: str, kind: Any, subtype: str, doc: Document, score: float, evidence: dict[str, Any]) -> Finding:
+    def _single(
+        self, collection: str, kind: Any, subtype: str, doc: Document, score: float, evidence: dict[str, Any]
+    ) -> Finding:
         return Finding(
             finding_id="",
             collection=collection,
@@ -254,7 +263,9 @@ class HealthService:
         now = datetime.fromtimestamp(self._clock.now_ns() / 1e9, UTC)
         by_id = {d.document_id: d for d in docs}
         aged = stale_by_age(
-            [DocVector(d.document_id, "", _date(d)) for d in docs], now=now, stale_after_days=self._settings.stale_after_days
+            [DocVector(d.document_id, "", _date(d)) for d in docs],
+            now=now,
+            stale_after_days=self._settings.stale_after_days,
         )
         out = [self._single(collection, "stale", "age", by_id[d], 1.0, {"age_days": age}) for d, age in aged.items()]
         superseded: dict[str, list[str]] = {}
@@ -263,7 +274,9 @@ class HealthService:
             if f.subtype == "outdated" and f.status != "ignored" and old in by_id and old not in aged:
                 superseded.setdefault(old, []).extend(d for d in f.document_ids if d != old)
         for d, newer in sorted(superseded.items()):
-            out.append(self._single(collection, "stale", "superseded", by_id[d], 1.0, {"superseded_by": sorted(set(newer))}))
+            out.append(
+                self._single(collection, "stale", "superseded", by_id[d], 1.0, {"superseded_by": sorted(set(newer))})
+            )
         return out
 
     def _usage(self, project_id: str, collection: str, docs: list[Document], notes: list[str]) -> list[Finding]:
@@ -280,7 +293,9 @@ class HealthService:
             by_id = {d.document_id: d for d in docs}
             for d, n in sorted(self.feedback.negative_citations(project_id, collection).items()):
                 if n > 0 and d in by_id:
-                    out.append(self._single(collection, "negative_feedback", "cited", by_id[d], float(n), {"answers": n}))
+                    out.append(
+                        self._single(collection, "negative_feedback", "cited", by_id[d], float(n), {"answers": n})
+                    )
         return out
 
     # --- findings -----------------------------------------------------------------------------------------------
@@ -320,6 +335,8 @@ class HealthService:
                 "negative_feedback": neg,
             }
             out.append(
-                DocumentHealth(d.document_id, d.source, health_score(**values), retrievals=counts.get(d.document_id), **values)
+                DocumentHealth(
+                    d.document_id, d.source, health_score(**values), retrievals=counts.get(d.document_id), **values
+                )
             )
         return sorted(out, key=lambda h: (h.score, h.document_id))

@@ -1,4 +1,4 @@
-"""gateway cost and latency control: budgets, spend counters, exact/semantic cache entries (owned by the gateway-control work)
+"""gateway cost and latency control: budgets, spend counters, exact/semantic cache entries
 
 Placeholder until its owner fills it in: the revision chain is fixed up front so parallel work never conflicts.
 

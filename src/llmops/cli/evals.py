@@ -1,0 +1,150 @@
+"""``llmops eval``: the CI gate (``eval run eval.yaml``) and datasets, in-process on a local SQLite database.
+
+``--db`` (env ``LLMOPS_EVAL_DB``, default ``./.llmops-eval.db``) holds datasets and run results, so
+``--baseline RUN_ID`` can compare with an earlier run. Exit codes: 0 pass, 1 fail, 2 error (bad spec).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from llmops.core.db import create_db_engine, upgrade
+from llmops.core.errors import LlmopsError
+
+_db_option = click.option(
+    "--db", envvar="LLMOPS_EVAL_DB", default=".llmops-eval.db", show_default=True, help="SQLite file for results."
+)
+_project_option = click.option("--project", default="default", show_default=True)
+
+
+def _engine(db: str) -> Any:
+    eng = create_db_engine(f"sqlite:///{Path(db).resolve()}")
+    upgrade(eng)
+    return eng
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluation: CI gate runs and datasets."""
+
+
+@eval_group.command("run")
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
+@click.option("--baseline", help="Fail on a significant regression against this run id.")
+@click.option("--run-id", help="Resume (or name) this run.")
+@_db_option
+@_project_option
+def run_cmd(
+    spec_path: Path, junit_path: Path | None, baseline: str | None, run_id: str | None, db: str, project: str
+) -> None:
+    """Run eval.yaml; exit 0 pass, 1 fail, 2 error."""
+    from llmops.evals.gate import junit_xml, load_spec, run_gate
+
+    console = Console()
+    try:
+        spec = load_spec(spec_path)
+        engine = _engine(db)
+        with Progress(
+            console=Console(stderr=True), transient=True, redirect_stdout=False, redirect_stderr=False
+        ) as progress:
+            task = progress.add_task("evaluating", total=None)
+            report = asyncio.run(
+                run_gate(
+                    spec,
+                    engine,
+                    project_id=project,
+                    run_id=run_id,
+                    baseline=baseline,
+                    on_item=lambda: progress.advance(task),
+                )
+            )
+    except LlmopsError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(2)
+    table = Table(title=f"eval run {report.run_id}")
+    for col in ("scorer", "mean", "threshold", "items", "vs baseline", "result"):
+        table.add_column(col)
+    for v in report.verdicts:
+        cmp = ""
+        if v.comparison is not None:
+            c = v.comparison
+            cmp = f"{c.delta:+.3f} [{c.ci_low:+.3f},{c.ci_high:+.3f}] p={c.p_value:.3f}"
+        table.add_row(
+            v.name,
+            "-" if v.mean is None else f"{v.mean:.3f}",
+            "-" if v.threshold is None else f"{v.threshold:.2f}",
+            str(v.scored),
+            cmp,
+            "PASS" if v.passed else "FAIL",
+        )
+    console.print(table)
+    console.print(f"run_id: {report.run_id}  items: {report.summary.done} errors: {report.summary.errors}")
+    if junit_path:
+        junit_path.write_text(junit_xml(report))
+    sys.exit(0 if report.passed else 1)
+
+
+@eval_group.group("dataset")
+def dataset_group() -> None:
+    """Versioned datasets."""
+
+
+def _svc(db: str) -> Any:
+    from llmops.evals.datasets import DatasetService
+
+    return DatasetService(_engine(db))
+
+
+@dataset_group.command("create")
+@click.argument("name")
+@_db_option
+@_project_option
+def ds_create(name: str, db: str, project: str) -> None:
+    v = asyncio.run(_svc(db).create(project, name))
+    click.echo(f"{v.name} v{v.version}")
+
+
+@dataset_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@_db_option
+@_project_option
+def ds_import(name: str, file: Path, db: str, project: str) -> None:
+    fmt = "csv" if file.suffix == ".csv" else "jsonl"
+    try:
+        v = asyncio.run(_svc(db).import_text(project, name, file.read_text(), fmt=fmt))
+    except LlmopsError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(2)
+    click.echo(f"{v.name} v{v.version}: {len(v.items)} items")
+
+
+@dataset_group.command("export")
+@click.argument("name")
+@click.option("--version", type=int)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@_db_option
+@_project_option
+def ds_export(name: str, version: int | None, fmt: str, db: str, project: str) -> None:
+    try:
+        click.echo(asyncio.run(_svc(db).export_text(project, name, version, fmt)), nl=False)
+    except LlmopsError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(2)
+
+
+@dataset_group.command("list")
+@_db_option
+@_project_option
+def ds_list(db: str, project: str) -> None:
+    for d in asyncio.run(_svc(db).list_datasets(project)):
+        click.echo(f"{d['name']}\tv{d['version']}")
