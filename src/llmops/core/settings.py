@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         None, description="If set on first start, this becomes the admin key instead of a generated one."
     )
     log_level: str = Field("info", description="Log level of the server.")
+    redis_url: str | None = Field(
+        None,
+        description="redis://… : rate limits, budget reservations and the exact cache live in Redis, shared by "
+        "every `llmops serve` process using it. Unset: they live in this process and its database.",
+    )
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
