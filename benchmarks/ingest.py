@@ -8,6 +8,8 @@
    ``GET /api/traces/{id}/spans`` pages timed (median and max of repeated runs).
 3. Optionally the same load against Arize Phoenix (installed into /tmp/phoenix-venv by this script when
    PyPI allows; ``--no-phoenix`` skips it); the ratio is reported, or why it could not run.
+4. The same sustained load with ``LLMOPS_TRACING_INGEST_WORKERS=0`` (no worker process: decode and writes share
+   the writer thread) as the in-run baseline of the pipelined ingest.
 ``--quick`` shortens every phase (a smoke run for CI).
 """
 
@@ -225,7 +227,7 @@ CONFIG = """models:
 """
 
 
-def run_llmops(batches: int, loaders: int, big: int, runs: int) -> dict[str, Any]:
+def run_llmops(batches: int, loaders: int, big: int, runs: int, *, workers: int = 1) -> dict[str, Any]:
     port, home = free_port(), Path(tempfile.mkdtemp())
     (home / "llmops.yaml").write_text(CONFIG)
     env = {
@@ -234,6 +236,7 @@ def run_llmops(batches: int, loaders: int, big: int, runs: int) -> dict[str, Any
         "LLMOPS_ADMIN_KEY": KEY,
         "LLMOPS_LOG_LEVEL": "warning",
         "LLMOPS_CONFIG": str(home / "llmops.yaml"),
+        "LLMOPS_TRACING_INGEST_WORKERS": str(workers),
     }
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/x-protobuf"}
@@ -242,7 +245,7 @@ def run_llmops(batches: int, loaders: int, big: int, runs: int) -> dict[str, Any
         load = sustained(base + "/v1/traces", headers, batches, loaders, seed=1_000)
         load["spans_queryable"] = queryable(base, headers) - 2 * loaders * BATCH
         load["target_spans_per_s"] = 20_000
-        paging = big_trace(base, headers, big, runs)
+        paging = big_trace(base, headers, big, runs) if big else {}
     return {"sustained": load, "big_trace": paging}
 
 
@@ -283,6 +286,9 @@ def main() -> None:
     batches, loaders = (4, 2) if quick else (60, 3)
     result: dict[str, Any] = run_llmops(batches, loaders, 2_000 if quick else 10_000, 3 if quick else 20)
     result["batch_spans"], result["loader_processes"] = BATCH, loaders
+    if not quick:  # baseline in the same run: decode, map and write all in the writer thread (no worker process)
+        result["in_thread"] = run_llmops(batches, loaders, 0, 0, workers=0)["sustained"]
+        result["ratio_worker_over_in_thread"] = result["sustained"]["spans_per_s"] / result["in_thread"]["spans_per_s"]
     if quick or "--no-phoenix" in sys.argv:
         result["phoenix"] = {"skipped": "not run (--quick or --no-phoenix)"}
     else:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from llmops import __version__
+from llmops.classifiers.nli import NliModel  # RAG corpus health + scorers: one shared NLI model
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.db import WalCheckpointer, create_db_engine, upgrade
 from llmops.core.errors import InvalidInputError, LlmopsError, error_envelope
@@ -45,6 +46,10 @@ from llmops.gateway import (
     create_gateway_router,
     load_gateway_config,
 )
+from llmops.gateway.balancing_http import create_balancing_router  # load balancing
+from llmops.gateway.cache import ResponseCache  # response caches
+from llmops.gateway.cache_http import create_cache_router  # response caches
+from llmops.gateway.config import GatewayConfig  # response caches
 from llmops.gateway.http import GatewayFastPath, bearer_token, json_response
 from llmops.projects import CreatedKey, Principal, ProjectService
 from llmops.projects._sql import SqlProjectStore
@@ -53,7 +58,7 @@ from llmops.prompts import PromptService
 from llmops.prompts._sql import SqlPromptStore
 from llmops.prompts.http import create_prompts_router
 from llmops.rag import RagService  # RAG core
-from llmops.rag._health_sql import SqlFindingStore  # RAG corpus health
+from llmops.rag._health_sql import SqlFeedbackSource, SqlFindingStore  # RAG corpus health
 from llmops.rag._sql import SqlRagStore  # RAG core
 from llmops.rag.health import HealthService  # RAG corpus health
 from llmops.rag.health.adjudicator import GatewayAdjudicator  # RAG corpus health
@@ -62,9 +67,12 @@ from llmops.rag.http import create_rag_router  # RAG core
 from llmops.rag.retriever import RagRetriever  # RAG core
 from llmops.tracing import ScoreService, SessionService, SpanRecorder, TraceExporter, TraceService
 from llmops.tracing._sql import SqlTraceStore
+from llmops.tracing._sql_costs import SqlCostStore  # cost reports
 from llmops.tracing._sql_scores import SqlScoreStore
 from llmops.tracing._sql_sessions import SqlSessionStore
 from llmops.tracing._sql_settings import SqlTraceSettingsStore
+from llmops.tracing.costs import CostService, ModelPrice, PriceLookup  # cost reports
+from llmops.tracing.costs_http import create_costs_router  # cost reports
 from llmops.tracing.http import create_tracing_router
 from llmops.tracing.http_feedback import create_feedback_router
 from llmops.tracing.ingest import IngestService
@@ -103,6 +111,10 @@ class Services:
     # --- end review ---
     rag: RagService | None = None  # RAG core (attach_rag)
     rag_health: HealthService | None = None  # RAG corpus health (attach_rag_health)
+    nli: NliModel | None = None  # ONE local NLI model, shared by the scorers and corpus health (shared_nli)
+    router: Router | None = None  # load balancing: deployment health (GET /api/gateway/deployments)
+    costs: CostService | None = None  # cost reports (attach_costs)
+    cache: ResponseCache | None = None  # response caches (build_cache / attach_cache)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -128,12 +140,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     http = create_http_client()
     embedder = OnnxEmbedder(threads=settings.local.embed_threads)
     factory = ProviderFactory(http, settings.local, embedder)
-    router = Router(build_routes(config, factory, settings.gateway), config.router)
+    router = Router(build_routes(config, factory, settings.gateway), config.router, models=config.models)
     prompts = PromptService(SqlPromptStore(engine), settings.prompts, clock=clock)
     if settings.evals.promotion_gates:  # evals core: promotion gate on prompt label moves
         from llmops.evals.gate import PromotionGate
 
         prompts.label_gate = PromotionGate(engine, dict(settings.evals.promotion_gates))
+    cache = build_cache(settings, engine, config, embedder, clock)  # response caches
     gateway = GatewayService(
         router,
         recorder,
@@ -142,10 +155,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         clock=clock,
         model_info={m.name: m.description for m in config.models},
         prompts=prompts,
+        cache=cache,  # response caches
     )
     traces = TraceService(trace_store)
     score_store, session_store = SqlScoreStore(engine), SqlSessionStore(engine)
-    return Services(
+    svc = Services(
         settings,
         engine,
         projects,
@@ -161,7 +175,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         exporter=TraceExporter(traces, session_store, score_store),
         prompts=prompts,
         ingest=IngestService(
-            writer,
+            trace_store,
+            redaction=lambda project_id: trace_settings.settings_sync(project_id).redaction,
+            workers=settings.tracing.ingest_workers,
             max_body_bytes=settings.tracing.max_ingest_bytes,
             max_value_chars=settings.tracing.max_attribute_chars,
         ),
@@ -174,6 +190,73 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             clock=clock,
         ),
     )
+    attach_costs(svc, router, PriceTable(config.prices))  # load balancing / cost reports
+    attach_cache(svc, cache)  # response caches
+    return svc
+
+
+# --- response caches (gateway/cache.py, gateway/semantic_cache.py) ------------------------------------------------
+def build_cache(
+    settings: Settings, engine: Engine, config: GatewayConfig, embedder: OnnxEmbedder, clock: Clock
+) -> ResponseCache:
+    """Exact cache in the database, or in Redis with LLMOPS_REDIS_URL; semantic cache (database + in-process index)
+    when a route enables it. Routes without a ``cache:`` section cache nothing unless a request asks."""
+    from llmops.gateway._cache_sql import SqlExactCacheStore, SqlSemanticCacheStore
+    from llmops.gateway.cache import ExactCacheStore
+
+    store: ExactCacheStore
+    if settings.redis_url:
+        from llmops.gateway._cache_redis import RedisExactCacheStore
+
+        store = RedisExactCacheStore(settings.redis_url)
+    else:
+        store = SqlExactCacheStore(engine)
+    routes = {m.name: m.cache for m in config.models}
+    semantic = None
+    if any(c.semantic.enabled for c in routes.values()):
+        from llmops.gateway.semantic_cache import SemanticCache
+
+        semantic = SemanticCache(SqlSemanticCacheStore(engine), lambda texts: embedder.embed(texts)[0])
+    return ResponseCache(store, routes, semantic=semantic, clock=clock)
+
+
+def attach_cache(svc: Services, cache: ResponseCache) -> None:
+    """Keep the cache on ``svc``; routes with ``semantic.nli`` use the process's one NLI model."""
+    svc.cache = cache
+    if cache.semantic is not None and cache.wants_nli:
+        cache.semantic.use_contradiction(lambda pairs: shared_nli(svc).contradiction(pairs))
+
+
+# --- end response caches ------------------------------------------------------------------------------------------
+
+
+# --- load balancing / cost reports (gateway/balancing.py, tracing/costs.py) ----------------------------------------
+def attach_costs(svc: Services, router: Router, prices: PriceTable) -> None:
+    """Deployment health and cost reports; what-if prices come from the gateway's price table."""
+    svc.router = router
+    svc.costs = CostService(SqlCostStore(svc.engine), price_of=what_if_prices(prices, router))
+
+
+def what_if_prices(prices: PriceTable, router: Router) -> PriceLookup:
+    """A model's unit price: an alias is priced by its deployments (first priced one), any other name by the
+    price table (OpenAI, Anthropic, then any provider)."""
+
+    def price_of(model: str) -> ModelPrice | None:
+        if model in router.aliases:
+            candidates = [(d.kind, d.upstream_model) for d in router.deployments(model)]
+        else:
+            candidates = [("openai", model), ("anthropic", model), ("other", model)]
+        for kind, name in candidates:
+            per_in = prices.cost(provider_kind=kind, model=name, input_tokens=1_000_000, output_tokens=0)
+            per_out = prices.cost(provider_kind=kind, model=name, input_tokens=0, output_tokens=1_000_000)
+            if per_in is not None and per_out is not None:
+                return ModelPrice(per_in, per_out)
+        return None
+
+    return price_of
+
+
+# --- end load balancing / cost reports ------------------------------------------------------------------------------
 
 
 # --- human review / calibration / online evaluation -------------------------------------------------------------
@@ -192,6 +275,7 @@ def evaluator_factory(svc: Services) -> EvaluatorFactory | None:
                 gateway=svc.gateway,
                 principal=who,
                 embedder=svc.embedder,
+                nli=shared_nli(svc),  # RAG corpus health: the same NLI model instance as corpus health
                 judge_model=svc.settings.scorers.judge_model,  # scorers settings
                 threads=svc.settings.scorers.threads,
             )
@@ -248,12 +332,18 @@ def _warm_rag(rag: RagService) -> None:
 
 
 # --- RAG corpus health --------------------------------------------------------------------------------------------
+def shared_nli(svc: Services) -> NliModel:
+    """The process's one NLI model (loaded lazily on first use) for the scorers and corpus health."""
+    if svc.nli is None:
+        svc.nli = NliModel(threads=svc.settings.scorers.threads)
+    return svc.nli
+
+
 def attach_rag_health(svc: Services) -> None:
-    """Corpus health over the RAG store; re-checks changed documents after every ingest (idempotent)."""
+    """Corpus health over the RAG store; after every ingest the changed documents are queued for the background
+    check (started in the lifespan), which reads negative feedback from the trace store (idempotent)."""
     if svc.rag_health is not None or svc.rag is None:
         return
-    from llmops.classifiers.nli import NliModel
-
     hs = svc.settings.rag_health
     rag = svc.rag
     adjudicator = GatewayAdjudicator(svc.gateway, hs.adjudicator_model) if hs.adjudicator_model else None
@@ -262,8 +352,9 @@ def attach_rag_health(svc: Services) -> None:
         SqlFindingStore(svc.engine),
         hs,
         embed=lambda texts: svc.embedder.embed(texts)[0],
-        nli=NliModel(threads=svc.settings.local.embed_threads) if hs.use_nli else None,
+        nli=shared_nli(svc) if hs.use_nli else None,
         adjudicator=adjudicator,
+        feedback=SqlFeedbackSource(svc.engine),
         find_collection=rag.store.find_collection,
     )
     rag.on_documents_changed = svc.rag_health.on_documents_changed
@@ -386,6 +477,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc.retention.start()
         if svc.online_worker is not None and svc.settings.online_eval.enabled:  # review / online evals
             svc.online_worker.start()
+        if svc.rag_health is not None and svc.rag_health.background is not None:  # RAG corpus health
+            svc.rag_health.background.start()
         for provider in svc.factory.providers:
             warm = getattr(provider, "warm_up", None)
             if warm is not None:
@@ -395,12 +488,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             if svc.online_worker is not None:  # review / online evals
                 await svc.online_worker.stop()
+            if svc.rag_health is not None and svc.rag_health.background is not None:  # RAG corpus health
+                await svc.rag_health.background.stop()
             await svc.retention.stop()
             await svc.recorder.stop()
             svc.ingest.close()
             for provider in svc.factory.providers:
                 await provider.aclose()
             await svc.http.aclose()
+            if svc.cache is not None:  # response caches
+                await svc.cache.aclose()
             checkpointer.stop()
             svc.engine.dispose()
             release_framework_caches()
@@ -427,6 +524,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(create_tracing_router(svc.traces, authenticate, scores=svc.scores))
     app.include_router(create_projects_router(svc.projects, authenticate))
     app.include_router(create_prompts_router(svc.prompts, authenticate))
+    if svc.cache is not None:  # response caches
+        app.include_router(create_cache_router(svc.cache, authenticate))
     assert svc.rag is not None  # RAG core
     app.include_router(create_rag_router(svc.rag, authenticate))  # RAG core
     assert svc.rag_health is not None  # RAG corpus health
@@ -441,6 +540,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app.include_router(create_ingest_router(svc.ingest, authenticate_header))
     app.include_router(create_settings_router(svc.trace_settings, authenticate))
+    assert svc.router is not None and svc.costs is not None  # load balancing / cost reports
+    app.include_router(create_balancing_router(svc.router, authenticate))
+    app.include_router(create_costs_router(svc.costs, authenticate))
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from llmops.core.settings import TracingSettings
 from tests.conftest import RunningServer, fake_config, openai_dep
 from tests.support import otlp
 from tests.support.fake_upstream import FakeUpstream
@@ -168,6 +169,26 @@ def test_a_replayed_batch_is_stored_once(server: RunningServer) -> None:
             assert otlp.post(c, req).status_code == 200
     t = _trace(server, tid)
     assert t["span_count"] == 5 and len(t["spans"][0]["children"]) == 4
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_partly_replayed_batch_adds_only_its_new_spans(
+    server_factory: Callable[..., RunningServer], workers: int
+) -> None:
+    """Same result with the worker process (1) and in-thread (0): a batch repeating stored spans next to new ones
+    stores the new ones, and the trace's aggregates count each span once (tokens, span count)."""
+    srv = server_factory(tracing=TracingSettings(ingest_workers=workers))
+    tid, sid = otlp.new_ids()
+    usage = {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}
+    first = [otlp.span(tid, sid, attrs=usage), otlp.span(tid, otlp.new_ids()[1], parent=sid, attrs=usage)]
+    more = [otlp.span(tid, otlp.new_ids()[1], parent=sid, attrs=usage) for _ in range(3)]
+    with srv.client() as c:
+        assert otlp.post(c, otlp.request(first)).status_code == 200
+        assert otlp.post(c, otlp.request([*first, *more])).status_code == 200
+        assert otlp.post(c, otlp.request([*first, *more])).status_code == 200
+    t = _trace(srv, tid)
+    assert t["span_count"] == 5
+    assert (t["input_tokens"], t["output_tokens"]) == (50, 10)
 
 
 def _status(resp: httpx.Response) -> Status:

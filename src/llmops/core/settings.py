@@ -39,6 +39,12 @@ class TracingSettings(BaseSettings):
     queue_size: int = Field(50_000, description="Spans buffered for the writer before recording sheds load.")
     batch_size: int = Field(512, description="Largest batch the writer commits in one transaction.")
     flush_interval_ms: int = Field(50, description="Longest a recorded span waits before it is written.")
+    ingest_workers: int = Field(
+        1,
+        ge=0,
+        description="Worker processes that decode, map and redact OTLP batches while the writer thread commits "
+        "the previous one; 0 runs everything in the writer thread (no extra process).",
+    )
     max_ingest_bytes: int = Field(
         16 * 1024 * 1024, description="Largest OTLP request body accepted at /v1/traces after decompression, bytes."
     )
@@ -96,6 +102,13 @@ class RagHealthSettings(BaseSettings):
     )
     adjudicator_model: str | None = Field(
         None, description="Gateway model alias asked about uncertain pairs (NLI-only evidence); off when unset."
+    )
+    background: bool = Field(
+        True, description="Run the incremental check after an ingest in the background (false: the ingest waits)."
+    )
+    debounce_s: float = Field(1.0, description="Background check: wait this long after a change to coalesce bursts.")
+    max_pending_documents: int = Field(
+        1000, description="Background queue bound per collection; beyond it one full check replaces the list."
     )
 
 

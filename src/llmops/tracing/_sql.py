@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -210,6 +211,25 @@ def _multi_from(single_row_sql: str, width: int) -> _MultiRowInsert:
     return _MultiRowInsert(head, width, tail)
 
 
+@dataclass
+class PreparedRows:
+    """A batch of spans already turned into rows (see :meth:`SqlTraceStore.prepare_rows`): picklable, so an
+    ingest worker process can build it and the writer thread only runs SQL. Trace aggregates are computed over
+    every span of the batch; if some were stored before (a retried batch), the writer rebuilds them from the
+    new spans only."""
+
+    spans: list[tuple[Any, ...]]  # _SPAN_COLS order
+    traces: list[tuple[Any, ...]]  # _TRACE_FIELDS order
+    search: list[tuple[str, str, str, str]]
+
+
+_TRACE_ID_AT, _SPAN_ID_AT = _SCALAR_COLS.index("trace_id"), _SCALAR_COLS.index("span_id")
+
+
+def _span_from_values(row: tuple[Any, ...]) -> Span:
+    return _span_from_row(zip(_SPAN_COLS, row, strict=True))
+
+
 class SqlTraceStore:
     """Writes go through the DB-API driver directly (executemany of one prepared statement): SQLAlchemy's
     per-row statement processing cost more CPU than the database itself (see docs/benchmarks.md)."""
@@ -246,32 +266,64 @@ class SqlTraceStore:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
 
+    @staticmethod
+    def prepare_rows(batch: list[Span]) -> PreparedRows:
+        """Rows for :meth:`insert_prepared`; pure (no database), module-level picklable."""
+        unique = list({(s.trace_id, s.span_id): s for s in batch}.values())
+        return PreparedRows(
+            [_span_values(sp) for sp in unique],
+            [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(unique)],
+            search_rows(unique),
+        )
+
+    def insert_prepared(self, prepared: PreparedRows) -> int:
+        """Insert a prepared batch in one transaction (a (trace_id, span_id) already stored is skipped);
+        returns how many spans were new. Commits before returning."""
+        if not prepared.spans:
+            return 0
+        try:
+            with self._write_lock, self._engine.begin() as conn:
+                keys = [(r[_TRACE_ID_AT], r[_SPAN_ID_AT]) for r in prepared.spans]
+                existing = self._existing(conn, keys)
+                if existing:  # a retried batch: only the new spans, and aggregates of those only
+                    new = [
+                        _span_from_values(r)
+                        for r in prepared.spans
+                        if (r[_TRACE_ID_AT], r[_SPAN_ID_AT]) not in existing
+                    ]
+                    return self._insert_rows(conn, self.prepare_rows(new)) if new else 0
+                return self._insert_rows(conn, prepared)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
+
     def _insert_new(self, conn: sa.Connection, unique: list[Span]) -> int:
         existing = self._existing_keys(conn, unique)
         new = [s for s in unique if (s.trace_id, s.span_id) not in existing]
-        if not new:
-            return 0
-        rows = [_span_values(sp) for sp in new]
-        trace_rows = [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(new)]
-        searchable = search_rows(new)
+        return self._insert_rows(conn, self.prepare_rows(new)) if new else 0
+
+    def _insert_rows(self, conn: sa.Connection, prepared: PreparedRows) -> int:
+        rows, trace_rows, searchable = prepared.spans, prepared.traces, prepared.search
         if self._multi is not None:
             self._multi["spans"].run(conn, rows)
             self._multi["traces"].run(conn, trace_rows)
             self._multi["search"].run(conn, searchable)  # type: ignore[arg-type]
-            return len(new)
+            return len(rows)
         conn.exec_driver_sql(self._span_sql, rows)
         conn.exec_driver_sql(self._trace_sql, trace_rows)
         if searchable:
             conn.exec_driver_sql(self._search_sql, searchable)
-        return len(new)
+        return len(rows)
 
     def _existing_keys(self, conn: sa.Connection, batch: list[Span]) -> set[tuple[str, str]]:
-        """Stored (trace_id, span_id) among ``batch``: looked up by both key columns, so a batch of a trace
+        return self._existing(conn, [(s.trace_id, s.span_id) for s in batch])
+
+    def _existing(self, conn: sa.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Stored (trace_id, span_id) among ``keys``: looked up by both key columns, so a batch of a trace
         that already has thousands of spans reads only candidate rows."""
         found: set[tuple[str, str]] = set()
-        for i in range(0, len(batch), 400):
-            chunk = batch[i : i + 400]
-            trace_ids, span_ids = {s.trace_id for s in chunk}, {s.span_id for s in chunk}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            trace_ids, span_ids = {k[0] for k in chunk}, {k[1] for k in chunk}
             sql = self._exists_sql.format(
                 ", ".join([self._mark] * len(trace_ids)), ", ".join([self._mark] * len(span_ids))
             )

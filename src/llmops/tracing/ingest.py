@@ -1,9 +1,9 @@
 """OTLP/HTTP trace ingest: ``POST /v1/traces`` bodies in, committed spans out.
 
 Durability: a batch is acknowledged only after it is committed. :meth:`IngestService.export` decodes,
-maps (``semconv``), redacts and inserts in one worker-thread call through the app's
-:class:`~llmops.tracing.store.SpanWriter`, and returns only after that transaction committed; it does not
-go through the fire-and-forget :class:`~llmops.tracing.recorder.SpanRecorder`. A crash before the commit
+maps (``semconv``), redacts with the project's policy and builds rows in a worker process, inserts them in the
+writer thread, and returns only after that transaction committed; it does not go through the fire-and-forget
+:class:`~llmops.tracing.recorder.SpanRecorder`. A crash before the commit
 loses nothing acknowledged (the client retries the same ids); span ids are idempotent in the store, so a
 retried batch stores each span once.
 
@@ -20,13 +20,20 @@ Outcomes (the HTTP adapter turns them into the OTLP responses):
 from __future__ import annotations
 
 import asyncio
+import functools
+import multiprocessing as mp
+import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from llmops.core.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from llmops.core.errors import InvalidInputError, LlmopsError, PayloadTooLargeError, UnsupportedMediaTypeError
 from llmops.tracing._otlp import JSON, PROTOBUF, DecodeContext, Decoded, decode_json, decode_protobuf, export_response
-from llmops.tracing.store import SpanWriter
+from llmops.tracing.models import RedactionPolicy, Span
+from llmops.tracing.privacy import Redactor
 
 MediaType = str  # PROTOBUF or JSON
 
@@ -88,30 +95,143 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-class IngestService:
-    """Batches are decoded and written by one worker thread, in arrival order. One, because the work is
-    CPU-bound Python: several threads would only contend for the GIL (measured slower: the SQLite calls that
-    release it wait a whole switch interval to get it back), and one writer never waits on another."""
+class RowWriter(Protocol):
+    """What ingest needs of the store: a pure, picklable row builder and a writer of built rows."""
 
-    def __init__(self, writer: SpanWriter, *, max_body_bytes: int, max_value_chars: int) -> None:
-        self._writer = writer
+    @staticmethod
+    def prepare_rows(batch: list[Span]) -> Any: ...
+
+    def insert_prepared(self, prepared: Any) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Job:
+    body: bytes
+    encoding: str | None
+    media: MediaType
+    ctx: DecodeContext
+    max_body_bytes: int
+    policy: RedactionPolicy
+    prepare: Callable[[list[Span]], Any]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    rows: Any
+    response: bytes
+    accepted: int
+    rejected: int
+    error_message: str
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An LlmopsError from a worker, sent back as plain data (exceptions with keyword fields do not pickle)."""
+
+    kind: str
+    message: str
+    param: str | None
+    code: str | None
+
+
+_ERRORS: dict[str, type[LlmopsError]] = {
+    e.__name__: e for e in (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError)
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _redactor(policy: RedactionPolicy) -> Redactor:
+    return Redactor(policy)
+
+
+def _prepare(job: _Job) -> _Prepared | _Failed:
+    """Decompress, decode, map, redact and build rows: the CPU-bound part of ingest, run in a worker process
+    (or in the writer thread when no process is configured). Touches no database."""
+    try:
+        raw = decompress(job.body, job.encoding, job.max_body_bytes)
+        decoded: Decoded = decode_protobuf(raw, job.ctx) if job.media == PROTOBUF else decode_json(raw, job.ctx)
+    except (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
+        return _Failed(type(exc).__name__, exc.message, exc.param, exc.code)
+    redactor = _redactor(job.policy)
+    spans = [redactor.span(s) for s in decoded.spans] if redactor.active else decoded.spans
+    rows = job.prepare(spans) if spans else None
+    return _Prepared(rows, export_response(decoded, job.media), len(spans), decoded.rejected, decoded.error_message)
+
+
+class IngestService:
+    """Two stages, pipelined: a worker process decodes, maps, redacts and builds rows (CPU-bound Python, so a
+    process: threads would contend for the GIL with the event loop); one writer thread runs the SQL and commits,
+    in arrival order. While the writer commits batch k, the worker builds batch k+1. ``workers=0`` runs both
+    stages in the writer thread (no extra process).
+
+    One writer thread, because SQLite allows one writer and several threads would only contend for the GIL."""
+
+    def __init__(
+        self,
+        store: RowWriter,
+        *,
+        redaction: Callable[[str], RedactionPolicy],
+        max_body_bytes: int,
+        max_value_chars: int,
+        workers: int = 1,
+    ) -> None:
+        self._store = store
+        self._prepare_rows = type(store).prepare_rows
+        self._redaction = redaction
         self.max_body_bytes = max_body_bytes
         self._max_value_chars = max_value_chars
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-ingest")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-ingest")
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.stats = IngestStats()
 
+    def _process_pool(self) -> ProcessPoolExecutor | None:
+        """Started on first use (servers that never ingest never pay for it); forkserver, since forking a
+        process with running threads is unsafe."""
+        if self._workers <= 0:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(["llmops.tracing.ingest"])
+                self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
+            return self._pool
+
     def close(self) -> None:
-        self._worker.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def export(
         self, project_id: str, key_id: str | None, body: bytes, *, media: MediaType, encoding: str | None
     ) -> IngestResult:
         """Store one ``ExportTraceServiceRequest``; returns after the commit (see the module docstring)."""
         self.stats.requests += 1
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            body,
+            encoding,
+            media,
+            DecodeContext(project_id, key_id, self._max_value_chars),
+            self.max_body_bytes,
+            self._redaction(project_id),
+            self._prepare_rows,
+        )
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._worker, self._export_sync, project_id, key_id, body, media, encoding
-            )
+            pool = self._process_pool()
+            if pool is not None:
+                try:
+                    prepared = await loop.run_in_executor(pool, _prepare, job)
+                except (
+                    BrokenProcessPool
+                ):  # a worker died (OOM-killed, …): this batch runs in-thread, next gets a new pool
+                    with self._pool_lock:
+                        self._pool = None
+                    prepared = await loop.run_in_executor(self._writer, _prepare, job)
+            else:
+                prepared = await loop.run_in_executor(self._writer, _prepare, job)
+            result = await loop.run_in_executor(self._writer, self._store_prepared, prepared, media)
         except Exception:
             self.stats.failed_requests += 1
             raise
@@ -119,14 +239,11 @@ class IngestService:
         self.stats.rejected += result.rejected
         return result
 
-    def _export_sync(
-        self, project_id: str, key_id: str | None, body: bytes, media: MediaType, encoding: str | None
-    ) -> IngestResult:
-        raw = decompress(body, encoding, self.max_body_bytes)
-        ctx = DecodeContext(project_id, key_id, self._max_value_chars)
-        decoded: Decoded = decode_protobuf(raw, ctx) if media == PROTOBUF else decode_json(raw, ctx)
-        if decoded.rejected and not decoded.spans:
-            self.stats.rejected += decoded.rejected
-            raise InvalidInputError(f"every span was rejected: {decoded.error_message}", code="invalid_spans")
-        stored = self._writer.insert_spans(decoded.spans) if decoded.spans else 0
-        return IngestResult(export_response(decoded, media), media, len(decoded.spans), decoded.rejected, stored)
+    def _store_prepared(self, prepared: _Prepared | _Failed, media: MediaType) -> IngestResult:
+        if isinstance(prepared, _Failed):
+            raise _ERRORS[prepared.kind](prepared.message, param=prepared.param, code=prepared.code)
+        if prepared.rejected and not prepared.accepted:
+            self.stats.rejected += prepared.rejected
+            raise InvalidInputError(f"every span was rejected: {prepared.error_message}", code="invalid_spans")
+        stored = self._store.insert_prepared(prepared.rows) if prepared.accepted else 0
+        return IngestResult(prepared.response, media, prepared.accepted, prepared.rejected, stored)
