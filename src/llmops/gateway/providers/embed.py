@@ -20,7 +20,7 @@ from llmops.core.errors import ConfigError, InvalidInputError
 
 DIMENSIONS = 384
 MAX_TOKENS = 256
-_BATCH = 64
+_BATCH = 32
 
 
 def _package_dir(name: str) -> Path:
@@ -57,7 +57,20 @@ class OnnxEmbedder:
             return self._session, self._tokenizer
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
-        """Unit vectors, shape (len(texts), 384), and the number of tokens read."""
+        """Unit vectors, shape (len(texts), 384), and the number of tokens read.
+
+        Texts are embedded in batches of similar length (sorted by character count, a proxy for tokens) and
+        the result put back in input order: a batch is padded to its longest text, so mixing a 10-token and a
+        256-token text would make the model read 246 pad tokens."""
+        if len(texts) <= 1:
+            return self._embed_sorted(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors, tokens = self._embed_sorted([texts[i] for i in order])
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out, tokens
+
+    def _embed_sorted(self, texts: list[str]) -> tuple[np.ndarray, int]:
         session, tok = self._load()
         out: list[np.ndarray] = []
         tokens = 0
