@@ -16,6 +16,11 @@ SCRIPTS = ["gateway_overhead.py", "local_decode.py", "sdk_overhead.py", "prompts
 SCRIPTS += ["review.py"]  # human review / online evals
 SCRIPTS += ["scorers.py"]  # evaluation scorers (NLI throughput, local scorer quality)
 SCRIPTS += ["evals.py"]  # evaluation core (runner throughput, 10k-item RSS)
+SCRIPTS += ["cache.py"]  # response caches (exact hit end to end, semantic lookup at 100k entries)
+SCRIPTS += ["balancing.py"]  # load balancing (routing overhead per strategy) and cost reports at 100k spans
+SCRIPTS += ["limits.py"]  # budgets + rate limits: added p50 of the checks (in-process and Redis)
+SCRIPTS += ["batches.py"]  # batches (lines/s vs direct calls; live p50 with a batch running)
+SCRIPTS += ["rag_health.py"]  # corpus health (check docs/s and pairs/s vs plain NLI; P/R; background ingest)
 
 
 def main() -> int:

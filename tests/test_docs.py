@@ -14,11 +14,14 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from llmops.core.settings import (
+    BatchSettings,  # batches
     EvalSettings,  # evaluation core
     GatewaySettings,
+    LimitsSettings,  # budgets and rate limits
     LocalModelSettings,
     OnlineEvalSettings,  # review / online evals
     PromptSettings,
+    RagHealthSettings,  # RAG corpus health
     RagSettings,  # RAG core
     ScorerSettings,  # evaluation scorers
     Settings,
@@ -50,9 +53,12 @@ def test_every_setting_is_documented() -> None:
         TracingSettings,
         PromptSettings,
         RagSettings,
+        RagHealthSettings,  # RAG corpus health
         OnlineEvalSettings,  # review / online evals
         ScorerSettings,  # evaluation scorers
         EvalSettings,  # evaluation core
+        LimitsSettings,  # budgets and rate limits
+        BatchSettings,  # batches
     ):
         prefix = cls.model_config.get("env_prefix", "")
         for name in cls.model_fields:

@@ -31,6 +31,7 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from llmops.app import build_services, create_app
@@ -67,6 +68,13 @@ LISTS_A = {
     "/users",
     "/api/rag/collections",  # RAG core
     "/rag",  # RAG core
+    "/v1/files",  # batches
+    "/v1/batches",  # batches
+    "/batches",  # batches
+    "/api/budgets",  # budgets + rate limits
+    "/api/rate-limits",  # budgets + rate limits
+    "/api/datasets",  # evals: datasets + experiments
+    "/api/experiments",  # evals: datasets + experiments
 }
 # Detail routes whose own-project answer must show the tenant's canary (positive control for the 404s).
 OWN_DETAIL = {
@@ -81,6 +89,16 @@ OWN_DETAIL = {
     "/api/rag/collections/{collection}",  # RAG core
     "/api/rag/{collection}/documents/{document_id:path}",  # RAG core
     "/rag/{collection}",  # RAG core
+    "/v1/files/{file_id}",  # batches
+    "/v1/batches/{batch_id}",  # batches
+    "/api/budgets/{budget_id}",  # budgets + rate limits
+    "/api/datasets/{dataset}",  # evals: datasets + experiments
+    "/api/datasets/{dataset}/items",  # evals
+    "/api/datasets/{dataset}/export",  # evals
+    "/api/experiments/{run_id:path}",  # evals
+    "/api/rag/{collection}/findings",  # RAG corpus health
+    "/api/rag/{collection}/health",  # RAG corpus health
+    "/rag/{collection}/health",  # RAG corpus health
 }
 PARAM = re.compile(r"{(\w+)(:\w+)?}")
 
@@ -99,6 +117,10 @@ class Tenant:
     prompt: str = ""  # set when the prompt registry accepted the tenant's canary prompt
     collection: str = ""  # RAG core: set when the tenant's canary collection was ingested
     review: dict[str, str] | None = None  # review / online evals: queue_id, item_id, rule_id of the tenant
+    batch: dict[str, str] | None = None  # batches: file_id, batch_id of the tenant
+    finding_id: str = ""  # RAG corpus health: the tenant's (stale-document) finding
+    limits: dict[str, str] | None = None  # budgets + rate limits: budget_id, limit_id of the tenant
+    evals: dict[str, str] | None = None  # evals: dataset name and experiment run id of the tenant
 
     @property
     def user(self) -> str:
@@ -129,6 +151,10 @@ class Tenant:
             **({"name": self.prompt, "ref": "1", "label": "production"} if self.prompt else {}),
             **({"collection": self.collection, "document_id": f"{self.canary}.md"} if self.collection else {}),
             **(self.review or {}),  # review / online evals
+            **(self.batch or {}),  # batches
+            **({"finding_id": self.finding_id} if self.finding_id else {}),  # RAG corpus health
+            **(self.limits or {}),  # budgets + rate limits
+            **(self.evals or {}),  # evals: datasets + experiments
         }
 
 
@@ -205,7 +231,61 @@ def _seed(srv: RunningServer, t: Tenant) -> None:
         doc = {"id": f"{t.canary}.md", "text": f"# {t.canary}\n\nsecret {t.canary}", "format": "markdown"}
         resp = rag.post(f"/api/rag/{t.canary}-kb/documents", json={"documents": [doc]})
         t.collection = f"{t.canary}-kb" if resp.status_code == 200 else ""
+    if t.collection:  # RAG corpus health: an old document gives the tenant a (stale) finding
+        old = {"id": f"{t.canary}-old.md", "text": f"# Old\n\nold {t.canary}", "format": "markdown",
+               "effective_date": "2001-01-01"}  # fmt: skip
+        rag.post(f"/api/rag/{t.collection}/documents", json={"documents": [old]})
+        found = rag.post(f"/api/rag/{t.collection}/check", json={}).json().get("findings", [])
+        t.finding_id = next((f["finding_id"] for f in found if f["kind"] == "stale"), "")
+        assert t.finding_id, found
     _seed_review(rag, t)  # review / online evals
+    _seed_limits(rag, t)  # budgets + rate limits
+    _seed_evals(rag, t)  # evals: datasets + experiments
+    _seed_batch(client, t)  # batches
+
+
+def _seed_batch(client: openai.OpenAI, t: Tenant) -> None:
+    """An input file named after the canary and an embeddings batch whose metadata holds it (batches)."""
+    body = {"model": "local-embed", "input": "x"}
+    line = {"custom_id": t.canary, "method": "POST", "url": "/v1/embeddings", "body": body}
+    file = client.files.create(file=(f"{t.canary}.jsonl", orjson.dumps(line) + b"\n"), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h", metadata={"canary": t.canary}
+    )
+    t.batch = {"file_id": file.id, "batch_id": batch.id}
+
+
+def _seed_evals(api: httpx.Client, t: Tenant) -> None:
+    """A dataset full of the canary (one item from the tenant's trace) and a finished one-item experiment."""
+    items = [{"id": "canary", "input": f"say {t.canary}", "expected": t.canary, "metadata": {"c": t.canary}}]
+    resp = api.post("/api/datasets", json={"name": f"{t.canary}-ds", "description": t.canary, "items": items})
+    assert resp.status_code == 201, resp.text
+    resp = api.post(f"/api/datasets/{t.canary}-ds/items/from-traces", json={"trace_id": t.trace_id})
+    assert resp.status_code == 201, resp.text
+    run = {
+        "dataset": f"{t.canary}-ds",
+        "target": {"model": "local", "params": {"max_tokens": 2}},
+        "scorers": [{"name": "contains", "value": t.canary}],
+        "name": t.canary,
+        "run_id": f"{t.canary}-run",
+    }
+    resp = api.post("/api/experiments", json=run)
+    assert resp.status_code == 202, resp.text
+    deadline = time.monotonic() + 60
+    while api.get(f"/api/experiments/{t.canary}-run").json()["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "tenant experiment did not finish"
+        time.sleep(0.05)
+    t.evals = {"dataset": f"{t.canary}-ds", "run_id": f"{t.canary}-run"}
+
+
+def _seed_limits(api: httpx.Client, t: Tenant) -> None:
+    """A user budget and a user rate limit named after the tenant's canary (generous: they never refuse)."""
+    budget = {"name": f"{t.canary}-budget", "scope": "user", "subject": t.user, "limit_usd": 1000}
+    resp = api.post("/api/budgets", json=budget)
+    assert resp.status_code == 201, resp.text
+    limit = api.put("/api/rate-limits", json={"scope": "user", "subject": t.user, "rpm": 100000})
+    assert limit.status_code == 200, limit.text
+    t.limits = {"budget_id": resp.json()["budget_id"], "limit_id": limit.json()["limit_id"]}
 
 
 def _seed_review(api: httpx.Client, t: Tenant) -> None:
@@ -291,11 +371,14 @@ def _body(w: World, method: str, path: str) -> dict[str, Any] | None:
         "/api/scores": {"trace_id": w.b.trace_id, "name": "x", "value": 1, "project_id": w.b.project_id},
         "/api/keys": {"name": "tenancy-probe", "project_id": w.b.project_id},
         "/traces/{trace_id}/scores": {"name": "probe", "value": "up"},
+        "/api/rag/{collection}/findings/{finding_id}": {"action": "ignore"},  # RAG corpus health
+        "/rag/{collection}/health/findings/{finding_id}": {"action": "ignore"},  # RAG corpus health
     }
     return bodies.get(path, {})
 
 
 BODIES = {"/api/scores", "/api/keys", "/traces/{trace_id}/scores"}  # write routes _body() knows a valid body for
+BODIES |= {"/api/rag/{collection}/findings/{finding_id}", "/rag/{collection}/health/findings/{finding_id}"}  # health
 
 
 def _assert_no_canary(resp: httpx.Response, sent: list[str], where: str) -> None:
@@ -448,3 +531,47 @@ def test_b_sees_its_own_data(world: World) -> None:
         found = c.get("/api/traces", params={"q": world.b.canary}).json()["data"]
         assert {t["trace_id"] for t in found} == {world.b.trace_id, world.b.gateway_trace_id}
         assert "CANARY-A" not in c.get("/api/traces/export").text
+
+
+def test_cost_reports_show_only_the_callers_project(world: World) -> None:  # cost reports
+    """Positive control for /api/costs, /api/costs/what-if and the Costs page (the route walk above checks
+    they leak nothing): grouped by user, tag and prompt each tenant sees its own canary groups, never the other's."""
+    base = world.server.base_url
+    for me, other in ((world.a, world.b), (world.b, world.a)):
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {me.key}"}, timeout=30) as c:
+            for by in ("user", "tag", "prompt"):
+                body = c.get("/api/costs", params={"group_by": by}).text
+                assert me.canary in body and other.canary not in body, (me.name, by, body[:300])
+            what_if = c.get("/api/costs/what-if", params={"model": "local", "group_by": "user"})
+            assert me.user in what_if.text and other.canary not in what_if.text
+        page = httpx.get(base + "/costs", params={"by": "user"}, cookies={"llmops_key": me.key}, timeout=30).text
+        assert me.user in page and other.canary not in page
+
+
+def test_response_cache_is_partitioned_by_project(world: World) -> None:  # response caches
+    """Positive control for /api/cache/stats and DELETE /api/cache (the route walk above checks they leak nothing):
+    the same cacheable request from A and B is a miss for each (never B's entry for A), a repeat inside a project
+    is a hit, stats count only the caller's calls, and A's purge leaves B's entry."""
+    base = world.server.base_url
+    body = {"model": "local", "messages": [{"role": "user", "content": "Cache tenancy?"}], "temperature": 0}
+    body["max_tokens"] = 4
+    use = {"x-llmops-cache": "use"}
+    clients = {
+        t.name: httpx.Client(base_url=base, headers={"Authorization": f"Bearer {t.key}"}, timeout=60)
+        for t in (world.a, world.b)
+    }
+    try:
+        a, b = clients["A"], clients["B"]
+        a.delete("/api/cache"), b.delete("/api/cache")
+        assert a.post("/v1/chat/completions", json=body, headers=use).headers["x-llmops-cache"] == "miss"
+        assert b.post("/v1/chat/completions", json=body, headers=use).headers["x-llmops-cache"] == "miss"
+        assert a.post("/v1/chat/completions", json=body, headers=use).headers["x-llmops-cache"] == "hit"
+        stats_a = next(r for r in a.get("/api/cache/stats").json()["data"] if r["model"] == "local")
+        stats_b = next(r for r in b.get("/api/cache/stats").json()["data"] if r["model"] == "local")
+        assert (stats_a["hits"], stats_a["misses"], stats_a["entries"]) == (1, 1, 1)
+        assert (stats_b["hits"], stats_b["misses"], stats_b["entries"]) == (0, 1, 1)
+        assert a.delete("/api/cache").json()["deleted"] == 1
+        assert b.post("/v1/chat/completions", json=body, headers=use).headers["x-llmops-cache"] == "hit"
+    finally:
+        for c in clients.values():
+            c.close()

@@ -47,10 +47,15 @@ from llmops.gateway import (
     load_gateway_config,
 )
 from llmops.gateway.balancing_http import create_balancing_router  # load balancing
+from llmops.gateway.batches import BatchService  # batches
+from llmops.gateway.batches_http import LiveTrafficMeter, create_batch_router  # batches
 from llmops.gateway.cache import ResponseCache  # response caches
 from llmops.gateway.cache_http import create_cache_router  # response caches
 from llmops.gateway.config import GatewayConfig  # response caches
+from llmops.gateway.files import FileService  # batches
 from llmops.gateway.http import GatewayFastPath, bearer_token, json_response
+from llmops.gateway.limits_http import create_limits_router  # budgets + rate limits
+from llmops.gateway.ratelimits import GatewayLimits  # budgets + rate limits
 from llmops.projects import CreatedKey, Principal, ProjectService
 from llmops.projects._sql import SqlProjectStore
 from llmops.projects.http import create_projects_router
@@ -115,6 +120,11 @@ class Services:
     router: Router | None = None  # load balancing: deployment health (GET /api/gateway/deployments)
     costs: CostService | None = None  # cost reports (attach_costs)
     cache: ResponseCache | None = None  # response caches (build_cache / attach_cache)
+    limits: GatewayLimits | None = None  # budgets + rate limits (build_limits)
+    files: FileService | None = None  # batches (attach_batches)
+    batches: BatchService | None = None  # batches (attach_batches)
+    datasets: Any = None  # evals: DatasetService (attach_evals, before attach_review: corrections -> items)
+    experiments: Any = None  # evals: ExperimentService (attach_evals)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -147,6 +157,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
         prompts.label_gate = PromotionGate(engine, dict(settings.evals.promotion_gates))
     cache = build_cache(settings, engine, config, embedder, clock)  # response caches
+    limits = build_limits(settings, engine, config, projects, clock)  # budgets + rate limits
     gateway = GatewayService(
         router,
         recorder,
@@ -156,6 +167,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         model_info={m.name: m.description for m in config.models},
         prompts=prompts,
         cache=cache,  # response caches
+        limits=limits,  # budgets + rate limits
     )
     traces = TraceService(trace_store)
     score_store, session_store = SqlScoreStore(engine), SqlSessionStore(engine)
@@ -192,7 +204,66 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     attach_costs(svc, router, PriceTable(config.prices))  # load balancing / cost reports
     attach_cache(svc, cache)  # response caches
+    svc.limits = limits  # budgets + rate limits
+    attach_batches(svc)  # batches
     return svc
+
+
+# --- batches (gateway/files.py, gateway/batches.py) -----------------------------------------------------------------
+def attach_batches(svc: Services) -> None:
+    """Files under LLMOPS_HOME/files, batch jobs run through the gateway service (started in the lifespan)."""
+    from llmops.gateway._batches_sql import SqlBatchStore
+
+    store, cfg = SqlBatchStore(svc.engine), svc.settings.batch
+    svc.files = FileService(store, svc.settings.home / "files", max_bytes=cfg.max_file_bytes, max_lines=cfg.max_lines)
+    svc.batches = BatchService(
+        store, svc.files, svc.gateway, concurrency=cfg.concurrency, yield_max_s=cfg.yield_max_s, lease_s=cfg.lease_s
+    )
+
+
+# --- end batches ----------------------------------------------------------------------------------------------------
+
+
+# --- budgets + rate limits (gateway/budgets.py, gateway/ratelimits.py) -------------------------------------------
+def build_limits(
+    settings: Settings, engine: Engine, config: GatewayConfig, projects: ProjectService, clock: Clock
+) -> GatewayLimits | None:
+    """Counters in this process (settled spend in the database) or, with LLMOPS_REDIS_URL, in Redis (shared by
+    every replica). None when LLMOPS_LIMITS_ENABLED=false."""
+    if not settings.limits.enabled:
+        return None
+    from llmops.gateway._limits_sql import SqlLimitsStore
+    from llmops.gateway.budgets import BudgetService, Counters, MemoryCounters
+    from llmops.gateway.ratelimits import MemoryWindows, RateLimitService, Windows, deployment_costs
+
+    store = SqlLimitsStore(engine)
+    counters: Counters
+    windows: Windows
+    joint = None
+    if settings.redis_url:
+        from llmops.gateway._limits_redis import RedisCounters, RedisJoint, RedisWindows
+
+        redis_counters = RedisCounters(settings.redis_url, store)
+        counters, windows, joint = redis_counters, RedisWindows(settings.redis_url), RedisJoint(redis_counters)
+    else:
+        counters, windows = MemoryCounters(store), MemoryWindows()
+
+    def key_exists(project_id: str, key_id: str) -> bool:
+        return any(k.key_id == key_id and k.project_id == project_id for k in projects.list_keys())
+
+    ttl = settings.limits.config_ttl_s
+    return GatewayLimits(
+        BudgetService(store, counters, clock=clock, config_ttl_s=ttl, key_exists=key_exists),
+        RateLimitService(store, windows, clock=clock, config_ttl_s=ttl, key_exists=key_exists),
+        PriceTable(config.prices),
+        deployment_costs(config),
+        default_context_tokens=settings.limits.default_context_tokens,
+        unknown_price_reserve_usd=settings.limits.unknown_price_reserve_usd,
+        joint=joint,
+    )
+
+
+# --- end budgets + rate limits ------------------------------------------------------------------------------------
 
 
 # --- response caches (gateway/cache.py, gateway/semantic_cache.py) ------------------------------------------------
@@ -307,6 +378,34 @@ def attach_review(svc: Services) -> None:
 
 
 # --- end review ---------------------------------------------------------------------------------------------------
+
+
+# --- evals: datasets + experiments (evals/datasets.py, experiments.py, targets.py, http.py) ------------------------
+def attach_evals(svc: Services) -> None:
+    """Datasets and experiments on ``svc`` (idempotent). Experiments call prompt/model targets through the
+    gateway as the caller (traced, costed) and HTTP targets through the shared HTTP client."""
+    if svc.experiments is not None:
+        return
+    from llmops.evals.datasets import DatasetService
+    from llmops.evals.experiments import ExperimentService
+    from llmops.evals.targets import GatewayTargets, build_target
+
+    svc.datasets = DatasetService(svc.engine)
+    factory = evaluator_factory(svc)
+
+    def scorers(spec: Any, project_id: str) -> Any:
+        if factory is None:
+            raise InvalidInputError("the evaluator registry is not installed", param="scorers")
+        return factory(spec, project_id)
+
+    def targets(spec: Any, principal: Principal, run_id: str) -> Any:
+        return build_target(spec, chat=GatewayTargets(svc.gateway, principal, run_id), http=svc.http)
+
+    svc.experiments = ExperimentService(svc.engine, svc.datasets, scorers=scorers, targets=targets)
+    svc.experiments.recover()
+
+
+# --- end evals ----------------------------------------------------------------------------------------------------
 
 
 # --- RAG core -----------------------------------------------------------------------------------------------------
@@ -464,6 +563,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = services or build_services(settings)
+    attach_evals(svc)  # evals: datasets + experiments (before review: corrections -> dataset items)
     attach_review(svc)  # review / online evals
     attach_rag(svc)  # RAG core
     attach_rag_health(svc)  # RAG corpus health
@@ -479,6 +579,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             svc.online_worker.start()
         if svc.rag_health is not None and svc.rag_health.background is not None:  # RAG corpus health
             svc.rag_health.background.start()
+        if svc.batches is not None:  # batches: resume what a previous process left running
+            await svc.batches.start()
         for provider in svc.factory.providers:
             warm = getattr(provider, "warm_up", None)
             if warm is not None:
@@ -486,6 +588,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         try:
             yield
         finally:
+            if svc.batches is not None:  # batches: lines in flight run again on the next start
+                await svc.batches.stop()
+            if svc.experiments is not None:  # evals: running experiments resume on demand after a restart
+                await svc.experiments.aclose()
             if svc.online_worker is not None:  # review / online evals
                 await svc.online_worker.stop()
             if svc.rag_health is not None and svc.rag_health.background is not None:  # RAG corpus health
@@ -498,6 +604,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await svc.http.aclose()
             if svc.cache is not None:  # response caches
                 await svc.cache.aclose()
+            if svc.limits is not None:  # budgets + rate limits: settle what is pending, write spend behind
+                await svc.limits.aclose()
             checkpointer.stop()
             svc.engine.dispose()
             release_framework_caches()
@@ -520,6 +628,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(
         GatewayFastPath, service=svc.gateway, projects=svc.projects, max_body_bytes=settings.gateway.max_body_bytes
     )
+    if svc.batches is not None and svc.files is not None:  # batches: routes, and live traffic they yield to
+        app.add_middleware(LiveTrafficMeter, live=svc.batches.live)  # outermost: counts every live gateway call
+        app.include_router(
+            create_batch_router(svc.files, svc.batches, svc.projects, max_file_bytes=settings.batch.max_file_bytes)
+        )
     app.include_router(create_feedback_router(svc.scores, svc.sessions, svc.exporter, authenticate))  # before traces
     app.include_router(create_tracing_router(svc.traces, authenticate, scores=svc.scores))
     app.include_router(create_projects_router(svc.projects, authenticate))
@@ -534,6 +647,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     assert svc.online_rules is not None and svc.online_worker is not None
     app.include_router(create_review_router(svc.review, svc.calibration, authenticate))
     app.include_router(create_online_router(svc.online_rules, svc.online_worker, authenticate))
+    from llmops.evals.http import create_datasets_router, create_experiments_router  # evals
+
+    app.include_router(create_datasets_router(svc.datasets, svc.traces, authenticate))  # evals
+    app.include_router(create_experiments_router(svc.experiments, authenticate))  # evals
 
     async def authenticate_header(request: Request) -> Principal:  # OTLP senders: a key header, never a cookie
         return await svc.projects.authenticate(bearer_token(request.headers))
@@ -543,6 +660,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     assert svc.router is not None and svc.costs is not None  # load balancing / cost reports
     app.include_router(create_balancing_router(svc.router, authenticate))
     app.include_router(create_costs_router(svc.costs, authenticate))
+    if svc.limits is not None:  # budgets + rate limits
+        app.include_router(create_limits_router(svc.limits.budgets, svc.limits.rates, authenticate))
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, Any]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import click
 
 from llmops import __version__
+from llmops.cli.batch import batch  # batches
+from llmops.cli.budget import budget  # budgets + rate limits
+from llmops.cli.cache import cache  # response caches
 from llmops.cli.client import chat, models
+from llmops.cli.costs import costs  # cost reports
 from llmops.cli.evals import eval_group  # evals core
 from llmops.cli.keys import keys
 from llmops.cli.prompts import prompt
@@ -21,6 +25,7 @@ def cli() -> None:
 
 
 cli.add_command(serve)
+cli.add_command(cache)  # response caches
 cli.add_command(keys)
 cli.add_command(models)
 cli.add_command(chat)
@@ -28,6 +33,9 @@ cli.add_command(prompt)
 cli.add_command(rag)  # RAG core
 cli.add_command(review)  # review / online evals
 cli.add_command(eval_group)  # evals core
+cli.add_command(costs)  # cost reports
+cli.add_command(batch)  # batches
+cli.add_command(budget)  # budgets + rate limits
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from rich.table import Table
 
 from llmops.cli.client import _options
 from llmops.cli.prompts import _Api
+from llmops.cli.rag_check import check as check_command  # corpus health: `llmops rag check`
+from llmops.cli.rag_check import failing  # corpus health: the gate rule shared with `llmops rag check`
 from llmops.core.settings import Settings
 from llmops.rag.loaders import LoadError, ParsedDocument, load_file
 
@@ -148,7 +150,7 @@ def _gate(api: _Api, collection: str, changed: list[str]) -> None:
         click.echo("no changed document to check")
         return
     res = api.call("POST", f"/api/rag/{quote(collection, safe='')}/check", json={"document_ids": changed})
-    bad = [f for f in res.get("findings", []) if f.get("kind") == "contradiction"]
+    bad = failing(res.get("findings", []), "contradiction")  # open ones only, as `llmops rag check --fail-on`
     if not bad:
         click.echo("no contradiction found")
         return
@@ -237,3 +239,6 @@ def collections(base_url: str | None, api_key: str | None) -> None:
     """List the project's collections."""
     for c in _Api(base_url, api_key).call("GET", "/api/rag/collections")["data"]:
         click.echo(f"{c['name']}\t{c['documents']} documents\t{c['chunks']} chunks\tindex v{c['index_version']}")
+
+
+rag.add_command(check_command)  # corpus health: `llmops rag check COLLECTION` (cli/rag_check.py)

@@ -167,6 +167,7 @@ def error_envelope(exc: LlmopsError) -> tuple[int, dict[str, str], dict[str, Any
         headers["retry-after"] = str(max(1, round(retry_after)))
     if exc.code == "budget_exceeded" or (exc.status_code < 500 and not isinstance(exc, RateLimitedError)):
         headers["x-should-retry"] = "false"
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. x-ratelimit-* on a rate-limit refusal
     attempts = getattr(exc, "attempts", None)
     if attempts:
         headers["x-llmops-attempts"] = str(len(attempts))

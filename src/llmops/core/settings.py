@@ -142,6 +142,41 @@ class EvalSettings(BaseSettings):
     )
 
 
+# --- budgets and rate limits (owned by the limits work: gateway/budgets.py, gateway/ratelimits.py) ---
+class LimitsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_LIMITS_", extra="ignore")
+
+    enabled: bool = Field(True, description="Enforce budgets and rate limits on every gateway call.")
+    config_ttl_s: float = Field(
+        1.0, gt=0, description="How long a process trusts its cached budget / rate-limit definitions (other replicas)."
+    )
+    default_context_tokens: int = Field(
+        128_000,
+        gt=0,
+        description="Output tokens reserved when a request sets no max_tokens and its deployment no context_window.",
+    )
+    unknown_price_reserve_usd: float = Field(
+        1.0, ge=0, description="Reserved (and settled) per call of a model with no known price, when a budget applies."
+    )
+
+
+# --- batches (owned by the batches work: gateway/files.py, gateway/batches.py) ---
+class BatchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_BATCH_", extra="ignore")
+
+    concurrency: int = Field(2, gt=0, le=256, description="Batch lines in flight at once, over all running batches.")
+    max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Largest file accepted by POST /v1/files, bytes.")
+    max_lines: int = Field(50_000, gt=0, description="Most requests (lines) one batch input file may hold.")
+    yield_max_s: float = Field(
+        1.0, ge=0, description="Longest a batch line waits for live gateway traffic to drain before it runs anyway."
+    )
+    lease_s: int = Field(
+        30,
+        ge=1,
+        description="Lease of the process running a batch (renewed every third); then another process adopts it.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
 
@@ -170,6 +205,8 @@ class Settings(BaseSettings):
     online_eval: OnlineEvalSettings = Field(default_factory=OnlineEvalSettings)  # review / online evals
     scorers: ScorerSettings = Field(default_factory=ScorerSettings)  # evaluation scorers
     evals: EvalSettings = Field(default_factory=EvalSettings)  # evaluation core
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)  # budgets and rate limits
+    batch: BatchSettings = Field(default_factory=BatchSettings)  # batches
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -21,7 +21,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from llmops.core.errors import InvalidInputError, NotFoundError
+from llmops.core.errors import ConflictError, InvalidInputError, NotFoundError
 
 _meta = sa.MetaData()
 dataset_table = sa.Table(
@@ -46,6 +46,8 @@ item_table = sa.Table(
 )
 
 _ITEM_KEYS = {"id", "input", "expected", "contexts", "metadata", "source"}
+# Accepted spellings of other producers (review corrections: ``expected_output``, ``source_trace_id``).
+_ALIASES = {"expected_output": "expected", "source_trace_id": "source"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def normalize_item(raw: Any, where: str = "item") -> DatasetItem:
     """Validate one item mapping; raises :class:`InvalidInputError` naming ``where`` (e.g. ``line 3``)."""
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where}: an item must be an object", param="items")
+    if set(raw) & set(_ALIASES):
+        raw = _unalias(raw, where)
     unknown = set(raw) - _ITEM_KEYS
     if unknown:
         raise InvalidInputError(f"{where}: unknown field(s) {sorted(unknown)}", param="items")
@@ -105,6 +109,75 @@ def normalize_item(raw: Any, where: str = "item") -> DatasetItem:
         metadata=dict(metadata),
         source=dict(source) if source else None,
     )
+
+
+def _unalias(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = dict(raw)
+    for alias, key in _ALIASES.items():
+        if alias not in out:
+            continue
+        if key in out:
+            raise InvalidInputError(f"{where}: give {key!r} or {alias!r}, not both", param="items")
+        value = out.pop(alias)
+        out[key] = {"trace_id": value} if alias == "source_trace_id" and value is not None else value
+    return out
+
+
+# --- items from traces ---------------------------------------------------------------------------------------------
+def _text_of_parts(parts: Any) -> str:
+    if isinstance(parts, str):
+        return parts
+    if not isinstance(parts, list):
+        return "" if parts is None else str(parts)
+    return "".join(str(p.get("content") or "") for p in parts if isinstance(p, Mapping) and p.get("type") == "text")
+
+
+def chat_messages(value: Any) -> Any:
+    """Span messages (the semantic conventions' ``parts`` form) as OpenAI chat messages; other values as is."""
+    if not isinstance(value, list) or not all(isinstance(m, Mapping) and "role" in m for m in value):
+        return value
+    out = []
+    for m in value:
+        content = m["content"] if "content" in m else _text_of_parts(m.get("parts"))
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def output_text(value: Any) -> str | None:
+    """The text of a span output: the first assistant message's text, or the value itself."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        first = value[0]
+        return str(first["content"]) if "content" in first else _text_of_parts(first.get("parts"))
+    return orjson.dumps(value).decode()
+
+
+def item_from_spans(spans: Sequence[Any], span_id: str | None = None) -> dict[str, Any]:
+    """A dataset item from one trace's spans: the span ``span_id`` (or the trace's first span that has an input,
+    preferring LLM spans); ``input`` = its input messages, ``expected`` = its output, ``source`` = the link."""
+    if span_id is not None:
+        span = next((s for s in spans if s.span_id == span_id), None)
+        if span is None:
+            raise NotFoundError(f"span {span_id!r} not found in its trace", param="span_id")
+    else:
+        ordered = sorted(spans, key=lambda s: (s.kind != "llm", s.start_ns))
+        span = next((s for s in ordered if s.input is not None), None)
+        if span is None:
+            raise InvalidInputError(
+                f"trace {spans[0].trace_id if spans else '?'!r} has no span with captured input", param="trace_id"
+            )
+    if span.input is None:
+        raise InvalidInputError(f"span {span.span_id!r} has no captured input", param="span_id")
+    meta = {k: v for k, v in (("model", span.request_model), ("span_name", span.name)) if v}
+    return {
+        "input": chat_messages(span.input),
+        "expected": output_text(span.output),
+        "metadata": meta,
+        "source": {"trace_id": span.trace_id, "span_id": span.span_id},
+    }
 
 
 def parse_jsonl(text: str) -> list[DatasetItem]:
@@ -163,6 +236,45 @@ class DatasetService:
     # writes ----------------------------------------------------------------------------------------------
     async def create(self, project_id: str, name: str, description: str = "") -> DatasetVersion:
         return await asyncio.to_thread(self._create, project_id, name, description)
+
+    async def create_new(
+        self, project_id: str, name: str, description: str = "", items: list[dict[str, Any]] | None = None
+    ) -> DatasetVersion:
+        """Create ``name`` (:class:`ConflictError` when it exists), with ``items`` as version 1 when given."""
+        parsed = [normalize_item(raw, f"item {n}") for n, raw in enumerate(items or [], 1)]
+
+        def run() -> DatasetVersion:
+            with self._engine.connect() as c:
+                exists = c.execute(
+                    sa.select(dataset_table.c.dataset_id).where(
+                        dataset_table.c.project_id == project_id, dataset_table.c.name == name
+                    )
+                ).first()
+            if exists is not None:
+                raise ConflictError(f"dataset {name!r} already exists", param="name")
+            created = self._create(project_id, name, description)
+            return self._write(project_id, name, parsed, True) if parsed else created
+
+        return await asyncio.to_thread(run)
+
+    async def versions(self, project_id: str, dataset: str) -> list[dict[str, int]]:
+        """Every version of ``dataset`` with its item count, newest first."""
+
+        def run() -> list[dict[str, int]]:
+            ds = self._get(project_id, dataset, 0)
+            with self._engine.connect() as c:
+                rows = c.execute(
+                    sa.select(item_table.c.version, sa.func.count().label("n"))
+                    .where(item_table.c.project_id == project_id, item_table.c.dataset_id == ds.dataset_id)
+                    .group_by(item_table.c.version)
+                ).all()
+                latest = c.execute(
+                    sa.select(dataset_table.c.latest_version).where(dataset_table.c.dataset_id == ds.dataset_id)
+                ).scalar_one()
+            counts = {r.version: int(r.n) for r in rows}
+            return [{"version": v, "items": counts.get(v, 0)} for v in range(latest, 0, -1)]
+
+        return await asyncio.to_thread(run)
 
     async def add_items(self, project_id: str, dataset: str, items: list[dict[str, Any]]) -> DatasetVersion:
         """Append items to ``dataset`` (created when missing) as a new version; returns that version."""
@@ -249,7 +361,7 @@ class DatasetService:
                 .values(latest_version=new_version)
             )
             if upd.rowcount != 1:
-                raise InvalidInputError("dataset changed concurrently; retry", param="dataset")
+                raise ConflictError("dataset changed concurrently; retry", param="dataset")
             all_items = old + items
             seen: set[str] = set()
             for it in all_items:

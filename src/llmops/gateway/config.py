@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from llmops.core.errors import ConfigError
 
 ProviderKind = Literal["local", "local-embed", "openai", "anthropic"]
+Strategy = Literal["ordered", "weighted", "least-busy", "lowest-latency"]
 
 
 class DeploymentConfig(BaseModel):
@@ -32,6 +33,10 @@ class DeploymentConfig(BaseModel):
     supports_tools: bool = True
     model_path: str | None = None
     context_window: int | None = None
+    # --- load balancing (gateway/balancing.py); rpm/tpm are enforced by the limits helper ---
+    weight: float = Field(1.0, gt=0, description="Share of traffic under strategy: weighted.")
+    rpm: int | None = Field(None, gt=0, description="Requests per minute this deployment accepts.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per minute this deployment accepts.")
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -49,12 +54,43 @@ class DeploymentConfig(BaseModel):
         return value.rstrip("/") if value else value
 
 
+# --- response caches (gateway/cache.py, gateway/semantic_cache.py): the `cache:` section of a model alias ---
+class ExactCacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Serve identical requests from the cache by default on this route.")
+    ttl_s: int = Field(3600, ge=1, le=30 * 86400, description="How long an entry is served.")
+    allow_sampled: bool = Field(False, description="Also cache requests with temperature > 0 or unset.")
+
+
+class SemanticCacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Serve near-duplicate questions (same context) from the cache.")
+    threshold: float | None = Field(None, gt=0, le=1, description="Cosine similarity; default: the evaluated one.")
+    ttl_s: int = Field(3600, ge=1, le=30 * 86400)
+    guard: bool = Field(True, description="Refuse near-duplicates that differ in negation, numbers, dates, names.")
+    nli: bool = Field(False, description="Also refuse when the local NLI model finds a contradiction.")
+
+
+class CacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exact: ExactCacheConfig = Field(default_factory=ExactCacheConfig)
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+
+
+# --- end response caches ---
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     deployments: list[DeploymentConfig] = Field(min_length=1)
     description: str | None = None
+    cache: CacheConfig = Field(default_factory=CacheConfig)  # response caches (gateway/cache.py)
+    strategy: Strategy = Field("ordered", description="How a request picks among the deployments.")
 
 
 class RouterConfig(BaseModel):
@@ -63,6 +99,12 @@ class RouterConfig(BaseModel):
     retries: int = Field(1, ge=0, le=5, description="Extra tries of one deployment before falling back.")
     backoff_ms: float = Field(100, ge=0)
     max_retry_after_s: float = Field(10, ge=0, description="Longest upstream Retry-After honoured.")
+    # --- load balancing: cooldown of failing deployments, latency average (gateway/balancing.py) ---
+    cooldown_failures: int = Field(3, ge=1, description="Failures within cooldown_window_s that cool a deployment.")
+    cooldown_window_s: float = Field(60, gt=0)
+    cooldown_s: float = Field(30, ge=0, description="How long a cooled deployment is skipped before a probe.")
+    latency_alpha: float = Field(0.3, gt=0, le=1, description="EWMA weight of the newest latency sample.")
+    latency_stale_s: float = Field(60, gt=0, description="An average older than this is re-measured.")
 
 
 class PriceConfig(BaseModel):

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from llmops.core.errors import InvalidInputError, LlmopsError, PayloadTooLargeError, error_envelope
 from llmops.core.ids import new_id, new_span_id, new_trace_id, parse_traceparent
-from llmops.gateway.recording import CallContext
+from llmops.gateway.recording import CallContext, parse_tags
 from llmops.gateway.service import GatewayService, Reply, StreamReply
 from llmops.projects import Principal, ProjectService
 
@@ -64,6 +64,9 @@ def call_context(headers: Mapping[str, str], principal: Principal, body: Any) ->
         session_id=(headers.get("x-llmops-session") or "")[:256] or None,
         start_ns=time.time_ns(),
         rag=headers.get("x-llmops-rag"),
+        cache=headers.get("x-llmops-cache"),  # response caches (gateway/cache.py)
+        cache_ttl=headers.get("x-llmops-cache-ttl"),
+        tags=parse_tags(headers.get("x-llmops-tags"), body),  # budgets by tag, cost reports (llmops.tags)
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from llmops.core.errors import Attempt
+from llmops.core.errors import Attempt, InvalidInputError
 from llmops.gateway.routing import Deployment
 from llmops.projects import Principal
 from llmops.tracing import Span
@@ -40,6 +40,38 @@ class CallContext:
     start_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)  # extra span attributes (e.g. llmops.prompt.*)
     rag: str | None = None  # the x-llmops-rag header (see gateway.retrieval)
+    cache: str | None = None  # the x-llmops-cache header (see gateway.cache)
+    cache_ttl: str | None = None  # the x-llmops-cache-ttl header (see gateway.cache)
+    tags: list[str] = field(default_factory=list)  # metadata.tags / x-llmops-tags (parse_tags): span llmops.tags
+    admission: Any = None  # budgets + rate limits: the call's ratelimits.Admission, settled once in _record
+
+
+MAX_TAGS = 20
+MAX_TAG_CHARS = 64
+
+
+def parse_tags(header: str | None, body: Any) -> list[str]:
+    """Tags of a call: the ``x-llmops-tags: a,b`` header plus the body's ``metadata.tags`` (a list of strings or
+    a comma-separated string), deduplicated in order. ``metadata.tags`` is removed from the body (OpenAI's
+    ``metadata`` takes string values only, so it is never forwarded upstream)."""
+    values: list[Any] = [t for t in (header or "").split(",")]
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    if isinstance(meta, dict) and "tags" in meta:
+        raw = meta.pop("tags")
+        if not meta:
+            body.pop("metadata")
+        if isinstance(raw, str):
+            values += raw.split(",")
+        elif isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+            values += raw
+        else:
+            raise InvalidInputError("metadata.tags must be a list of strings", param="metadata.tags")
+    tags = list(dict.fromkeys(t.strip() for t in values if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise InvalidInputError(
+            f"at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters each", param="metadata.tags"
+        )
+    return tags
 
 
 @dataclass
@@ -131,6 +163,8 @@ def build_span(
         "llmops.key_id": ctx.principal.key_id,
         **ctx.attributes,
     }
+    if ctx.tags:  # tags (parse_tags): what cost reports group by
+        attrs["llmops.tags"] = ctx.tags
     for src, dst in _REQUEST_PARAMS.items():
         if body.get(src) is not None:
             attrs[dst] = body[src]

@@ -1,5 +1,5 @@
-"""Routing: a model alias maps to ordered deployments; retries and fallbacks happen only before the
-first byte reaches the client.
+"""Routing: a model alias maps to deployments, tried in the order the balancer picks (``strategy:``, cooldown:
+see ``gateway.balancing``); retries and fallbacks happen only before the first byte reaches the client.
 
 Decision per failed attempt (``classify``):
 - 429, 5xx, timeout, connection error → retry the same deployment (``retries`` times, backoff, honouring
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -25,9 +25,11 @@ from llmops.core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from llmops.gateway.config import RouterConfig
+from llmops.gateway.balancing import Balancer
+from llmops.gateway.config import ModelConfig, RouterConfig
 
 T = TypeVar("T")
+LOCAL_LIMIT_CODE = "deployment_rate_limited"  # gateway.ratelimits: a deployment at its configured rpm/tpm
 Decision = Literal["retry", "fallback", "fail"]
 
 
@@ -64,9 +66,22 @@ def classify(exc: UpstreamError) -> Decision:
 
 
 class Router:
-    def __init__(self, routes: dict[str, list[Deployment]], config: RouterConfig) -> None:
+    def __init__(
+        self,
+        routes: dict[str, list[Deployment]],
+        config: RouterConfig,
+        *,
+        models: Sequence[ModelConfig] = (),
+        balancer: Balancer | None = None,
+    ) -> None:
         self._routes = routes
         self._config = config
+        self.balancer = balancer or Balancer(config, models)  # strategies and cooldown (gateway/balancing.py)
+        self.balancer.register(routes)
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each alias's strategy and its deployments' health (GET /api/gateway/deployments)."""
+        return self.balancer.snapshot(self._routes)
 
     @property
     def aliases(self) -> list[str]:
@@ -82,30 +97,41 @@ class Router:
                 code="model_not_found",
             ) from None
 
-    async def run(self, alias: str, call: Callable[[Deployment], Awaitable[T]]) -> Routed[T]:
+    async def run(self, alias: str, call: Callable[[Deployment], Awaitable[T]], *, hold: bool = False) -> Routed[T]:
+        """Try the alias's deployments in the balancer's order. ``hold``: the winning deployment stays in flight
+        until the caller releases it (a stream, until it ends)."""
         attempts: list[Attempt] = []
         last: UpstreamError | None = None
-        for dep in self.deployments(alias):
+        balancer = self.balancer
+        for dep in balancer.order(alias, self.deployments(alias)):
             for try_no in range(dep.retries + 1):
                 started = time.perf_counter()
+                balancer.acquire(dep)
                 try:
                     if getattr(dep.provider, "enforces_timeout", False):
                         value = await call(dep)  # the HTTP client bounds connect, each read and the total
                     else:
                         async with asyncio.timeout(dep.timeout_s):
                             value = await call(dep)
-                    return Routed(value, dep, attempts)
                 except TimeoutError:
                     last = UpstreamTimeoutError(
                         f"deployment {dep.name!r} timed out after {dep.timeout_s}s", provider=dep.provider_name
                     )
                 except UpstreamError as exc:
                     last = exc
+                except BaseException:
+                    balancer.release(dep)  # cancelled (client gone) or a bug: no health signal either way
+                    raise
+                else:
+                    balancer.success(dep, (time.perf_counter() - started) * 1000, release=not hold)
+                    return Routed(value, dep, attempts)
                 attempts.append(_attempt(dep, last, started))
                 decision = classify(last)
+                # the client's own 4xx and our own per-deployment rate limit say nothing about the upstream's health
+                balancer.failure(dep, last, counts=decision != "fail" and last.code != LOCAL_LIMIT_CODE)
                 if decision == "fail":
                     raise _final(last, attempts, client_error=True)
-                if decision == "fallback":
+                if decision == "fallback" or balancer.cooling(dep):
                     break
                 wait = self._backoff(last, try_no)
                 if wait is None or try_no == dep.retries:
@@ -137,7 +163,37 @@ class Router:
                 raise
             return first, stream
 
-        return await self.run(alias, first_chunk)
+        routed = await self.run(alias, first_chunk, hold=True)
+        first, stream = routed.value
+        held = _Held(stream, lambda: self.balancer.release(routed.deployment))  # in flight until the stream ends
+        return Routed((first, held), routed.deployment, routed.attempts)
+
+
+class _Held:
+    """An upstream stream that releases its deployment's in-flight slot once, when exhausted or closed."""
+
+    def __init__(self, stream: AsyncIterator[dict[str, Any]], release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    def __aiter__(self) -> _Held:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            return await anext(self._stream)
+        except BaseException:
+            self._done()
+            raise
+
+    def _done(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+
+    async def aclose(self) -> None:
+        self._done()
+        await _aclose(self._stream)
 
 
 async def _aclose(stream: AsyncIterator[Any]) -> None:

@@ -7,10 +7,11 @@ that breaks after its first byte ends with an SSE ``error`` event and no ``[DONE
 from __future__ import annotations
 
 import base64
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -18,8 +19,10 @@ import orjson
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import Attempt, InvalidInputError, LlmopsError, UpstreamError
 from llmops.core.settings import GatewaySettings
+from llmops.gateway.cache import CachePlan, ResponseCache, completion_from_stream, replay_chunks
 from llmops.gateway.pricing import PriceTable
 from llmops.gateway.prompting import apply_prompt, wants_prompt
+from llmops.gateway.ratelimits import GatewayLimits  # budgets + rate limits
 from llmops.gateway.recording import (
     CallContext,
     CallOutcome,
@@ -35,6 +38,8 @@ from llmops.prompts import PromptService
 from llmops.tracing import SpanRecorder
 
 DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")  # budgets + rate limits: _gated
+log = logging.getLogger("llmops.gateway")
 
 
 @dataclass
@@ -71,7 +76,11 @@ class GatewayService:
         prompts: PromptService | None = None,
         retriever: Retriever | None = None,
         rag_max_chars: int = 12_000,
+        cache: ResponseCache | None = None,
+        limits: GatewayLimits | None = None,
     ) -> None:
+        self._limits = limits  # budgets + rate limits (gateway/budgets.py, ratelimits.py); None: unlimited
+        self._cache = cache  # response caches (gateway/cache.py); None: no caching at all
         self._prompts = prompts
         self._retriever = retriever  # RAG context injection (wired by app.py; see gateway.retrieval)
         self._rag_max_chars = rag_max_chars
@@ -110,6 +119,8 @@ class GatewayService:
         }
         if dep is not None:
             h["x-llmops-deployment"] = dep.name
+        if ctx.admission is not None:  # budgets + rate limits: x-ratelimit-*, x-llmops-budget-warning
+            h.update(ctx.admission.headers)
         return h
 
     def _record(
@@ -132,6 +143,10 @@ class GatewayService:
                 cached_tokens=outcome.cached_tokens or 0,
             )
         outcome.end_ns = outcome.end_ns or self._clock.now_ns()
+        if ctx.admission is not None:  # budgets + rate limits: settle to the real cost, or release (no upstream tokens)
+            consumed = dep is not None and (outcome.status == "ok" or outcome.input_tokens is not None)
+            tokens = (outcome.input_tokens or 0) + (outcome.output_tokens or 0) if consumed else None
+            ctx.admission.finish(cost_usd=outcome.cost_usd, tokens=tokens, consumed=consumed)
         self._recorder.record(
             build_span(
                 ctx,
@@ -160,14 +175,32 @@ class GatewayService:
         req: ChatCompletionRequest = parse(ChatCompletionRequest, raw)
         limit = self._settings.max_capture_chars
         content = input_messages(raw["messages"], limit) if self._settings.capture_content else None
+        await self._admit(ctx, "chat", req.model, raw, content)  # budgets + rate limits: first, before the cache
+        # --- response cache (gateway/cache.py): lookup after admission; a hit never calls upstream, costs 0 ---
+        plan = None
+        if self._cache is not None:
+            plan = self._cache.plan(
+                ctx.principal.project_id, req.model, raw, header=ctx.cache, ttl_header=ctx.cache_ttl,
+                attributes=ctx.attributes,
+            )  # fmt: skip
+            if plan is not None:
+                cached = await self._cache.lookup(plan, raw)
+                ctx.attributes.update(plan.attributes())
+                if cached is not None:
+                    return self._cache_hit(ctx, req, raw, plan, cached, content)
+        # --- end response cache ---
         if req.stream:
-            return await self._chat_stream(ctx, req, raw, content)
+            return await self._chat_stream(ctx, req, raw, content, plan=plan)
         try:
             routed = await self._router.run(
-                req.model, lambda d: d.provider.chat(raw, model=d.upstream_model, timeout_s=d.timeout_s)
+                req.model,
+                self._gated(ctx, lambda d: d.provider.chat(raw, model=d.upstream_model, timeout_s=d.timeout_s)),
             )
         except LlmopsError as exc:
             self._fail(ctx, "chat", req.model, raw, exc, content)
+            raise
+        except BaseException:  # cancelled (client gone): budgets + rate limits give the reservation back
+            self._abandon(ctx)
             raise
         resp = routed.value
         outcome = CallOutcome(response_id=resp.get("id"), response_model=resp.get("model"))
@@ -178,7 +211,98 @@ class GatewayService:
             output_message(c.get("message") or {}, c.get("finish_reason"), limit) for c in choices
         ]
         self._record(ctx, "chat", req.model, raw, routed.deployment, routed.attempts, outcome, content)
-        return Reply(resp, self._headers(ctx, routed.deployment, routed.attempts), outcome.cost_usd)
+        headers = self._headers(ctx, routed.deployment, routed.attempts)
+        if plan is not None:  # response cache: keep the successful reply, say what the cache did
+            headers["x-llmops-cache"] = plan.status
+            await self._cache_store(plan, raw, resp, outcome.cost_usd)
+        return Reply(resp, headers, outcome.cost_usd)
+
+    # --- response cache (gateway/cache.py) ---------------------------------------------------------------------
+    def _cache_hit(
+        self,
+        ctx: CallContext,
+        req: ChatCompletionRequest,
+        raw: dict[str, Any],
+        plan: CachePlan,
+        cached: dict[str, Any],
+        content: Any,
+    ) -> Reply | StreamReply:
+        """Serve a stored reply: recorded as a span with its tokens, cost 0 and what it saved."""
+        outcome = CallOutcome(response_id=cached.get("id"), response_model=cached.get("model"), cost_usd=0.0)
+        apply_usage(outcome, cached.get("usage"))
+        choices = cached.get("choices") or []
+        outcome.finish_reasons = [str(c.get("finish_reason")) for c in choices if c.get("finish_reason")]
+        limit = self._settings.max_capture_chars
+        outcome.output_messages = [
+            output_message(c.get("message") or {}, c.get("finish_reason"), limit) for c in choices
+        ]
+        self._record(ctx, "chat", req.model, raw, None, [], outcome, content)
+        headers = {**self._headers(ctx, None, []), "x-llmops-cache": plan.status}
+        if not req.stream:
+            return Reply(cached, headers, 0.0)
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return StreamReply(headers, _replay(cached, include_usage))
+
+    async def _cache_store(self, plan: CachePlan, raw: dict[str, Any], reply: dict[str, Any], cost: Any) -> None:
+        if self._cache is None or not plan.store:
+            return
+        try:
+            await self._cache.store(plan, raw, reply, cost)
+        except Exception:  # a cache write failure must not fail a reply the client already has: log, count on
+            log.warning("cache store failed for route %r", plan.alias, exc_info=True)
+
+    # --- end response cache ------------------------------------------------------------------------------------
+
+    # --- budgets + rate limits (gateway/budgets.py, gateway/ratelimits.py) ---------------------------------------
+    async def _admit(
+        self, ctx: CallContext, op: str, alias: str, raw: dict[str, Any], content: Any, *, embeddings: bool = False
+    ) -> None:
+        """Rate limits, then the worst-case budget reservation; a refusal is recorded (429) and raised."""
+        if self._limits is None or ctx.admission is not None:
+            return
+        try:
+            ctx.admission = await self._limits.admit(ctx, alias, raw, embeddings=embeddings)
+        except LlmopsError as exc:
+            self._fail(ctx, op, alias, raw, exc, content)
+            raise
+
+    def _abandon(self, ctx: CallContext) -> None:
+        if ctx.admission is not None:
+            ctx.admission.finish(cost_usd=None, tokens=None, consumed=False)
+
+    def _gated(
+        self, ctx: CallContext, call: Callable[[Deployment], Awaitable[T]]
+    ) -> Callable[[Deployment], Awaitable[T]]:
+        """``call`` behind the deployment's own rpm/tpm (at its limit the router falls back to the next one)."""
+        limits = self._limits
+        if limits is None:
+            return call
+
+        async def gated(d: Deployment) -> T:
+            await limits.check_deployment(d.name, ctx.admission)
+            return await call(d)
+
+        return gated
+
+    def _gated_stream(
+        self, ctx: CallContext, open_stream: Callable[[Deployment], AsyncIterator[dict[str, Any]]]
+    ) -> Callable[[Deployment], AsyncIterator[dict[str, Any]]]:
+        limits = self._limits
+        if limits is None:
+            return open_stream
+
+        async def gated(d: Deployment) -> AsyncIterator[dict[str, Any]]:
+            await limits.check_deployment(d.name, ctx.admission)
+            stream = open_stream(d)
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:
+                await _aclose(stream)
+
+        return gated
+
+    # --- end budgets + rate limits ---------------------------------------------------------------------------------
 
     async def _from_prompt(self, prompts: PromptService, ctx: CallContext, raw: dict[str, Any]) -> dict[str, Any]:
         """The request rendered from its prompt (see ``gateway.prompting``); a failure is recorded too."""
@@ -199,25 +323,40 @@ class GatewayService:
             raise
 
     async def _chat_stream(
-        self, ctx: CallContext, req: ChatCompletionRequest, raw: dict[str, Any], content: Any
+        self,
+        ctx: CallContext,
+        req: ChatCompletionRequest,
+        raw: dict[str, Any],
+        content: Any,
+        *,
+        plan: CachePlan | None = None,  # response cache: store the finished stream
     ) -> StreamReply:
         upstream_body = {**raw, "stream_options": {**(raw.get("stream_options") or {}), "include_usage": True}}
         started = time.perf_counter()
         try:
             routed = await self._router.stream(
                 req.model,
-                lambda d: d.provider.stream_chat(upstream_body, model=d.upstream_model, timeout_s=d.timeout_s),
+                self._gated_stream(
+                    ctx, lambda d: d.provider.stream_chat(upstream_body, model=d.upstream_model, timeout_s=d.timeout_s)
+                ),
             )
         except LlmopsError as exc:
             self._fail(ctx, "chat", req.model, raw, exc, content)
+            raise
+        except BaseException:  # cancelled (client gone): budgets + rate limits give the reservation back
+            self._abandon(ctx)
             raise
         first, rest = routed.value
         outcome = CallOutcome(ttft_ms=round((time.perf_counter() - started) * 1000, 3))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         events = self._relay(
-            ctx, req.model, raw, routed.deployment, routed.attempts, outcome, content, first, rest, include_usage
-        )
-        return StreamReply(self._headers(ctx, routed.deployment, routed.attempts), events)
+            ctx, req.model, raw, routed.deployment, routed.attempts, outcome, content, first, rest, include_usage,
+            plan=plan,
+        )  # fmt: skip
+        headers = self._headers(ctx, routed.deployment, routed.attempts)
+        if plan is not None:  # response cache
+            headers["x-llmops-cache"] = plan.status
+        return StreamReply(headers, events)
 
     async def _relay(
         self,
@@ -231,6 +370,8 @@ class GatewayService:
         first: dict[str, Any],
         rest: AsyncIterator[dict[str, Any]],
         include_usage: bool,
+        *,
+        plan: CachePlan | None = None,  # response cache: store the stream once it finished OK
     ) -> AsyncIterator[bytes]:
         acc = _StreamAccumulator()
         try:
@@ -252,19 +393,28 @@ class GatewayService:
             await _aclose(rest)
             acc.apply_to(outcome, raw, self._settings.max_capture_chars)
             self._record(ctx, "chat", alias, raw, dep, attempts, outcome, content)
+            if plan is not None and plan.store and outcome.status == "ok":  # response cache
+                await self._cache_store(plan, raw, acc.completion(), outcome.cost_usd)
 
     async def embeddings(self, ctx: CallContext, raw: dict[str, Any]) -> Reply:
         req: EmbeddingRequest = parse(EmbeddingRequest, raw)
         texts = req.texts()
+        await self._admit(ctx, "embeddings", req.model, raw, None, embeddings=True)  # budgets + rate limits
         try:
             routed = await self._router.run(
                 req.model,
-                lambda d: d.provider.embed(
-                    texts, model=d.upstream_model, dimensions=req.dimensions, timeout_s=d.timeout_s
+                self._gated(
+                    ctx,
+                    lambda d: d.provider.embed(
+                        texts, model=d.upstream_model, dimensions=req.dimensions, timeout_s=d.timeout_s
+                    ),
                 ),
             )
         except LlmopsError as exc:
             self._fail(ctx, "embeddings", req.model, raw, exc, None)
+            raise
+        except BaseException:  # cancelled: budgets + rate limits give the reservation back
+            self._abandon(ctx)
             raise
         vectors, tokens = routed.value
         data = [
@@ -282,6 +432,13 @@ class GatewayService:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
         return Reply(body, self._headers(ctx, routed.deployment, routed.attempts))
+
+
+async def _replay(reply: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    """A cached completion as SSE (response cache)."""
+    for chunk in replay_chunks(reply, include_usage=include_usage):
+        yield sse(chunk)
+    yield DONE
 
 
 def _encode(vector: list[float], fmt: str) -> list[float] | str:
@@ -331,6 +488,17 @@ class _StreamAccumulator:
                 slot["function"]["arguments"] += fn.get("arguments") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+
+    def completion(self) -> dict[str, Any]:
+        """The completion this stream amounts to (response cache)."""
+        return completion_from_stream(
+            response_id=self.response_id,
+            model=self.model,
+            text="".join(self.text),
+            tool_calls=[self.tool_calls[i] for i in sorted(self.tool_calls)],
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+        )
 
     def apply_to(self, outcome: CallOutcome, raw: dict[str, Any], limit: int) -> None:
         outcome.response_id, outcome.response_model = self.response_id, self.model

@@ -36,11 +36,20 @@ class SqlCostStore:
         if group_by is None:
             return sa.null()
         if group_by == "prompt":
-            return prompt_group(self._dialect, s.attributes)
+            return self._guard("llmops.prompt.name", prompt_group(self._dialect, s.attributes))
         if group_by == "tag":
             t = traces.c  # trace ids come from clients: another project may hold the same id (never read its tags)
             return sa.select(t.tags).where(t.trace_id == s.trace_id, t.project_id == s.project_id).scalar_subquery()
         return _COLUMNS[group_by]
+
+    def _guard(self, key: str, value: Any) -> Any:
+        """``value`` only where the attributes text contains the quoted key: a substring test is far cheaper than
+        parsing the JSON, and most spans carry no cache or prompt attributes (NULL either way when absent)."""
+        find = sa.func.instr if self._dialect == "sqlite" else sa.func.strpos
+        return sa.case((find(spans.c.attributes, f'"{key}"') > 0, value), else_=sa.null())
+
+    def _attribute(self, key: str) -> Any:
+        return self._guard(key, attribute_value(self._dialect, spans.c.attributes, key))
 
     def cost_rows(
         self, project_id: str, start_ns: int, end_ns: int, bucket_ns: int, group_by: CostGroup | None
@@ -48,9 +57,9 @@ class SqlCostStore:
         s = spans.c
         bucket = (s.start_ns // bucket_ns).label("bucket")
         group = self._group(group_by).label("grp")
-        status = attribute_value(self._dialect, s.attributes, "llmops.cache.status").label("cache_status")
-        kind = attribute_value(self._dialect, s.attributes, "llmops.cache.kind").label("cache_kind")
-        saved = sa.cast(attribute_value(self._dialect, s.attributes, "llmops.cache.saved_usd"), sa.Float)
+        status = self._attribute("llmops.cache.status").label("cache_status")
+        kind = self._attribute("llmops.cache.kind").label("cache_kind")
+        saved = sa.cast(self._attribute("llmops.cache.saved_usd"), sa.Float)
         q = (
             sa.select(
                 bucket,

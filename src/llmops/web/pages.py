@@ -214,9 +214,24 @@ def mount_web(app: FastAPI, services: WebServices, authenticate: Authenticate) -
     from llmops.web.review_pages import review_routes  # review / online evals; it imports this module
 
     review_routes(router, ui, same_origin)
+    from llmops.web.eval_pages import eval_routes  # evals: datasets + experiments; it imports this module
+
+    eval_routes(router, ui)
     from llmops.web.rag_pages import rag_routes  # RAG core; it imports this module
 
     rag_routes(router, ui)
+    from llmops.web.cost_pages import cost_routes  # cost reports; it imports this module
+
+    cost_routes(router, ui)
+    from llmops.web.rag_health_pages import rag_health_routes  # RAG corpus health; it imports this module
+
+    rag_health_routes(router, ui, same_origin)
+    from llmops.web.cache_pages import cache_routes  # response caches; it imports this module
+
+    cache_routes(router, ui)
+    from llmops.web.batch_pages import batch_routes  # batches; it imports this module
+
+    batch_routes(router, ui)
     app.include_router(router)
 
 

@@ -120,10 +120,21 @@ class Claim:
         return {k: frozenset(v) for k, v in out.items()}
 
 
+_FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\n.*?\n---[ \t]*(?:\n|\Z)", re.DOTALL)
+# "key: value" metadata lines (front matter pushed as text): a lower-case identifier key, not prose like "Note: …"
+_METADATA = re.compile(
+    r"^(?:[a-z]+_[a-z_]+|title|owner|author|date|tags|category|status|version|updated|created|source|slug|lang)"
+    r"\s*:\s*\S",
+)
+
+
 def split_sentences(text: str) -> list[str]:
     out: list[str] = []
+    text = _FRONT_MATTER.sub("", text)  # a YAML front matter block is metadata, not claims
     for line in _SENTENCE.split(text):
         if line.lstrip().startswith("#"):  # a Markdown heading is a title, not a claim
+            continue
+        if _METADATA.match(line.strip()) or line.strip() == "---":
             continue
         line = _BULLET.sub("", line).strip()
         if not line:

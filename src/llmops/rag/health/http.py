@@ -3,6 +3,7 @@ Every route is scoped to the caller's project (another project's collection is a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
@@ -91,6 +92,12 @@ def create_health_router(service: HealthService, authenticate: Authenticate) -> 
                 "notes": result.notes,
             }
         )
+
+    @router.get("/{collection}/check")
+    async def check_status(collection: str, request: Request) -> Response:
+        """The background incremental check of the collection: queued / running / idle / error, last run."""
+        caller = await authenticate(request)
+        return _json(await asyncio.to_thread(service.check_status, caller.project_id, collection))
 
     @router.get("/{collection}/findings")
     async def findings(

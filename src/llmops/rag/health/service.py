@@ -33,6 +33,7 @@ from llmops.rag.health.contradictions import (
 from llmops.rag.health.hygiene import DocVector, document_vectors, near_duplicates, stale_by_age
 from llmops.rag.health.models import FINDING_KINDS, DocumentHealth, Finding, fingerprint, health_score
 from llmops.rag.health.store import FindingStore
+from llmops.rag.health.worker import BackgroundChecker
 from llmops.rag.models import Chunk, Document
 from llmops.rag.store import CorpusReader
 
@@ -84,11 +85,21 @@ class HealthService:
         self._nli = nli if settings.use_nli else None
         self._clock = clock or SystemClock()
         self.adjudicator = adjudicator
+        self.adjudicator_errors = 0  # calls that failed (the pair stayed unreported)
         self.feedback = feedback
         self._config = ContradictionConfig(
             top_k=settings.top_k, min_cosine=settings.min_cosine, outdated_min_days=settings.outdated_min_days
         )
         self._lock = asyncio.Lock()
+        self.background: BackgroundChecker | None = None
+        if settings.background:
+            self.background = BackgroundChecker(
+                self,
+                store,
+                debounce_s=settings.debounce_s,
+                max_pending_documents=settings.max_pending_documents,
+                clock=self._clock,
+            )
 
     def require_collection(self, project_id: str, collection: str) -> None:
         """NotFoundError when the collection does not exist in the project (when the lookup is wired)."""
@@ -129,11 +140,23 @@ class HealthService:
         return CheckResult(stored, stats, notes)
 
     async def on_documents_changed(self, project_id: str, collection: str, document_ids: Sequence[str]) -> None:
-        """The RAG service's hook after an ingest: an incremental check (failures are logged, not raised)."""
+        """The RAG service's hook after an ingest: queue an incremental check for the background worker (durable
+        once this returns), or run it inline when ``background`` is off. Failures are logged, never raised."""
         try:
-            await self.check(project_id, collection, document_ids=list(document_ids))
+            if self.background is not None:
+                await self.background.schedule(project_id, collection, list(document_ids))
+            else:
+                await self.check(project_id, collection, document_ids=list(document_ids))
         except Exception:  # a task boundary: ingest must not fail because the health check did
             log.exception("corpus health check failed for collection %r", collection)
+
+    def check_status(self, project_id: str, collection: str) -> dict[str, Any]:
+        """State of the background check of ``collection`` (queued / running / idle / error, last run)."""
+        self.require_collection(project_id, collection)
+        if self.background is None:
+            return {"state": "inline", "worker": "off", "queued_documents": 0, "full_check_queued": False,
+                    "queued_since_ns": None, "attempts": 0, "last": None}  # fmt: skip
+        return self.background.status(project_id, collection)
 
     def _load(self, project_id: str, collection: str) -> tuple[list[Document], list[Chunk]]:
         return (
@@ -161,7 +184,12 @@ class HealthService:
                 continue
             if judge is None:
                 continue
-            contradicts, confidence, reason = await judge.adjudicate(c.first.text, c.second.text)
+            try:
+                contradicts, confidence, reason = await judge.adjudicate(c.first.text, c.second.text)
+            except Exception as exc:  # an upstream failure leaves the pair unreported, never fails the check
+                log.warning("adjudicator failed on a candidate pair: %s", exc)
+                self.adjudicator_errors += 1
+                continue
             c.evidence["adjudicator"] = {"contradiction": contradicts, "confidence": confidence, "reason": reason}
             if contradicts:
                 c.score = round(max(c.score, confidence), 3)
@@ -315,6 +343,11 @@ class HealthService:
         status: Any = _STATUS_OF[action]
         self.require_collection(project_id, collection)
         return self._store.set_status(project_id, collection, finding_id, status, self._clock.now_ns())
+
+    def chunk_texts(self, project_id: str, collection: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """chunk_id -> current text, for the chunks of ``document_ids`` (the UI shows passages in context)."""
+        chunks = self._reader.list_chunks(project_id, collection, document_ids=list(document_ids))
+        return {c.chunk_id: c.text for c in chunks}
 
     def health(self, project_id: str, collection: str) -> list[DocumentHealth]:
         """Per-document scores from the OPEN findings of the last check, worst first."""

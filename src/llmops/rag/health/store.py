@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from llmops.rag.health.models import Finding, FindingStatus
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """Documents of one collection awaiting the background check (``document_ids`` None: check everything)."""
+
+    project_id: str
+    collection: str
+    document_ids: tuple[str, ...] | None
+    token: int  # changes whenever documents are added: clear_pending only removes what was read
+    since_ns: int
 
 
 class FindingStore(Protocol):
@@ -39,3 +51,13 @@ class FindingStore(Protocol):
     def set_status(
         self, project_id: str, collection: str, finding_id: str, status: FindingStatus, now_ns: int
     ) -> Finding: ...
+
+    def add_pending(
+        self, project_id: str, collection: str, document_ids: Sequence[str] | None, *, max_documents: int, now_ns: int
+    ) -> PendingCheck:
+        """Queue documents (None: the whole collection) for the background check, merged with what waits."""
+        ...
+
+    def list_pending(self, project_id: str | None = None, collection: str | None = None) -> list[PendingCheck]: ...
+
+    def clear_pending(self, project_id: str, collection: str, token: int) -> bool: ...

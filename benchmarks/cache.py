@@ -1,0 +1,148 @@
+"""Response caches: exact-cache hit through the gateway, semantic lookup at 100k entries.
+
+1. Exact hit end to end (HTTP, one `llmops serve` process, SQLite; Redis too when redis-server is installed):
+   interleaved at concurrency 1, the same request sent (a) straight to the upstream, (b) through the gateway as a
+   cache hit, (c) through the gateway with `x-llmops-cache: no-cache` (the normal proxied path). p50/p99 of each
+   and the ratios hit/direct and hit/proxied.
+2. Semantic lookup at 100,000 cached entries of one route: the in-process usearch HNSW index (what the gateway
+   uses) vs exact brute force with numpy over the same unit vectors; p50/p99 per query, recall@1 of HNSW against
+   brute force; plus the MiniLM embedding of one short question (paid once per lookup) for context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import LLMOPS, PY, free_port, pct, process, save  # noqa: E402
+
+KEY = "sk-llmops-benchmark-key-0000000000000000"
+BODY = b'{"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5, "temperature": 0}'
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(pct(values, 0.5), 4), "p99_ms": round(pct(values, 0.99), 4)}
+
+
+def exact_hit(n: int, redis_url: str | None) -> dict[str, object]:
+    up_port, gw_port = free_port(), free_port()
+    home = Path(tempfile.mkdtemp())
+    dep = {"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "bench"}
+    cfg = {"models": [{"name": "bench", "deployments": [dep], "cache": {"exact": {"enabled": True}}}]}
+    (home / "llmops.yaml").write_text(yaml.safe_dump(cfg))
+    env = {
+        "LLMOPS_HOME": str(home),
+        "LLMOPS_PORT": str(gw_port),
+        "LLMOPS_ADMIN_KEY": KEY,
+        "LLMOPS_CONFIG": str(home / "llmops.yaml"),
+        "LLMOPS_LOG_LEVEL": "warning",
+        **({"LLMOPS_REDIS_URL": redis_url} if redis_url else {}),
+    }
+    direct = f"http://127.0.0.1:{up_port}/v1/chat/completions"
+    gateway = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+    runs: dict[str, list[float]] = {"direct": [], "hit": [], "proxied": []}
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    with (
+        process([PY, str(Path(__file__).parent / "_upstream.py"), str(up_port)], ready_url=direct.rsplit("/v1", 1)[0]),
+        process([LLMOPS, "serve"], env=env, ready_url=f"http://127.0.0.1:{gw_port}/healthz"),
+        httpx.Client(headers=headers) as c,
+    ):
+        plans = (("direct", direct, {}), ("hit", gateway, {}), ("proxied", gateway, {"x-llmops-cache": "no-cache"}))
+        for i in range(200 + n):
+            for name, url, extra in plans:
+                t = time.perf_counter()
+                r = c.post(url, content=BODY, headers=extra)
+                elapsed = (time.perf_counter() - t) * 1000
+                assert r.status_code == 200, r.text
+                if name == "hit" and i > 0:
+                    assert r.headers["x-llmops-cache"] == "hit", r.headers
+                if i >= 200:
+                    runs[name].append(elapsed)
+    out: dict[str, object] = {k: _stats(v) for k, v in runs.items()}
+    out["hit_over_direct_p50"] = round(pct(runs["hit"], 0.5) / pct(runs["direct"], 0.5), 3)
+    out["hit_over_proxied_p50"] = round(pct(runs["hit"], 0.5) / pct(runs["proxied"], 0.5), 3)
+    out["requests_each"] = n
+    return out
+
+
+def semantic_lookup(entries: int, queries: int) -> dict[str, object]:
+    from llmops.gateway.providers.embed import OnnxEmbedder
+    from llmops.gateway.semantic_cache import DIMENSIONS, ContextIndex, _Entry
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((entries, DIMENSIONS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = ContextIndex()
+    t = time.perf_counter()
+    index.add_many(vectors, [_Entry(f"q{i}", {}, None, 2**62) for i in range(entries)])
+    build_s = time.perf_counter() - t
+    # queries near stored entries (a paraphrase is close to its original): entry + noise, renormalised
+    picks = rng.integers(0, entries, queries)
+    qs = vectors[picks] + 0.05 * rng.standard_normal((queries, DIMENSIONS)).astype(np.float32)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    hnsw, brute, agree = [], [], 0
+    for q in qs:
+        t = time.perf_counter()
+        found = index.nearest(q, 4, 0)
+        hnsw.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        best = int(np.argmax(vectors @ q))
+        brute.append((time.perf_counter() - t) * 1000)
+        agree += bool(found) and found[0][0].question == f"q{best}"
+    embedder = OnnxEmbedder(threads=2)
+    embedder.embed(["warm up"])
+    embed = []
+    for i in range(100):
+        t = time.perf_counter()
+        embedder.embed([f"How do I reverse a list in Python, variant {i}?"])
+        embed.append((time.perf_counter() - t) * 1000)
+    return {
+        "entries": entries,
+        "queries": queries,
+        "build_s": round(build_s, 2),
+        "hnsw": _stats(hnsw),
+        "brute_force_numpy": _stats(brute),
+        "hnsw_over_brute_p50": round(pct(hnsw, 0.5) / pct(brute, 0.5), 3),
+        "recall_at_1": round(agree / queries, 4),
+        "embed_one_question": _stats(embed),
+    }
+
+
+@contextlib.contextmanager
+def _redis() -> Iterator[str | None]:
+    try:
+        from tests.support.redis_server import RedisUnavailable, running_redis
+    except ImportError:
+        yield None
+        return
+    try:
+        with running_redis() as url:
+            yield url
+    except RedisUnavailable:
+        yield None
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    n = 300 if quick else 2000
+    result: dict[str, object] = {"exact_sqlite": exact_hit(n, None)}
+    with _redis() as url:
+        if url:
+            result["exact_redis"] = exact_hit(n, url)
+    result["semantic"] = semantic_lookup(20_000 if quick else 100_000, 300 if quick else 2000)
+    save("cache", result)
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
