@@ -399,7 +399,12 @@ class SqlTraceStore:
         if group_col == "prompt":
             group = prompt_group(self._dialect, s.attributes)
         elif group_col == "tag":
-            group = sa.select(traces.c.tags).where(traces.c.trace_id == s.trace_id).scalar_subquery()
+            # the trace row of this project only: a client may reuse another project's trace id
+            group = (
+                sa.select(traces.c.tags)
+                .where(traces.c.trace_id == s.trace_id, traces.c.project_id == project_id)
+                .scalar_subquery()
+            )
         q = sa.select(
             s.start_ns,
             (s.end_ns - s.start_ns) / 1e6,
