@@ -75,6 +75,7 @@ LISTS_A = {
     "/api/rate-limits",  # budgets + rate limits
     "/api/datasets",  # evals: datasets + experiments
     "/api/experiments",  # evals: datasets + experiments
+    "/evals",  # evals: datasets + experiments
 }
 # Detail routes whose own-project answer must show the tenant's canary (positive control for the 404s).
 OWN_DETAIL = {
@@ -96,6 +97,8 @@ OWN_DETAIL = {
     "/api/datasets/{dataset}/items",  # evals
     "/api/datasets/{dataset}/export",  # evals
     "/api/experiments/{run_id:path}",  # evals
+    "/evals/datasets/{dataset}",  # evals
+    "/evals/runs/{run_id:path}",  # evals
     "/api/rag/{collection}/findings",  # RAG corpus health
     "/api/rag/{collection}/health",  # RAG corpus health
     "/rag/{collection}/health",  # RAG corpus health

@@ -37,7 +37,7 @@ def _server(server_factory: Any, fake: FakeUpstream) -> RunningServer:
     srv: RunningServer = server_factory(cfg)
     for i in range(3):
         body = {"model": "cheap", "messages": [{"role": "user", "content": "hi " * (i + 1)}]}
-        assert httpx.post(srv.v1 + "/chat/completions", json=body, headers=srv.headers()).status_code == 200
+        assert httpx.post(srv.v1 + "/chat/completions", json=body, headers=srv.headers(), timeout=60).status_code == 200
     assert srv.services.bootstrap_key is not None
     project = srv.services.bootstrap_key.key.project_id
     now = time.time_ns()
@@ -68,9 +68,9 @@ def _server(server_factory: Any, fake: FakeUpstream) -> RunningServer:
 
 def test_costs_page_shows_spend_savings_what_if_and_health(server_factory: Any, fake_upstream: FakeUpstream) -> None:
     srv = _server(server_factory, fake_upstream)
-    api = httpx.get(srv.base_url + "/api/costs", params={"group_by": "model"}, headers=srv.headers()).json()
+    api = httpx.get(srv.base_url + "/api/costs", params={"group_by": "model"}, headers=srv.headers(), timeout=60).json()
     cookies = {"llmops_key": srv.key}
-    page = httpx.get(srv.base_url + "/costs", params={"range": "7d", "by": "model"}, cookies=cookies)
+    page = httpx.get(srv.base_url + "/costs", params={"range": "7d", "by": "model"}, cookies=cookies, timeout=60)
     assert page.status_code == 200
     html = page.text
     assert 'aria-current="page"' in html and "nav-costs active" in html
@@ -81,19 +81,19 @@ def test_costs_page_shows_spend_savings_what_if_and_health(server_factory: Any, 
     assert re.search(r'id="total-saved">\$0\.5<', html)
     assert 'table class="table cache-routes"' in html and "semantic 1" in html
     assert 'data-deployment="cheap-a"' in html and "least-busy" in html
-    what_if = httpx.get(srv.base_url + "/costs", params={"what_if": "cheap"}, cookies=cookies).text
+    what_if = httpx.get(srv.base_url + "/costs", params={"what_if": "cheap"}, cookies=cookies, timeout=60).text
     assert 'id="what-if-total"' in what_if
-    unknown = httpx.get(srv.base_url + "/costs", params={"what_if": "no-such-model"}, cookies=cookies).text
+    unknown = httpx.get(srv.base_url + "/costs", params={"what_if": "no-such-model"}, cookies=cookies, timeout=60).text
     assert "no price known for model &#39;no-such-model&#39;" in unknown
-    by_user = httpx.get(srv.base_url + "/costs", params={"by": "user", "range": "24h"}, cookies=cookies)
+    by_user = httpx.get(srv.base_url + "/costs", params={"by": "user", "range": "24h"}, cookies=cookies, timeout=60)
     assert by_user.status_code == 200 and "<th>User</th>" in by_user.text
-    anonymous = httpx.get(srv.base_url + "/costs", follow_redirects=False)
+    anonymous = httpx.get(srv.base_url + "/costs", follow_redirects=False, timeout=60)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
 
 
 def test_cli_prints_spend_and_what_if(server_factory: Any, fake_upstream: FakeUpstream) -> None:
     srv = _server(server_factory, fake_upstream)
-    api = httpx.get(srv.base_url + "/api/costs", params={"group_by": "model"}, headers=srv.headers()).json()
+    api = httpx.get(srv.base_url + "/api/costs", params={"group_by": "model"}, headers=srv.headers(), timeout=60).json()
     args = ["costs", "--by", "model", "--days", "7", "--what-if", "gpt-4o-mini"]
     result = CliRunner().invoke(cli, [*args, "--base-url", srv.base_url, "--api-key", srv.key])
     assert result.exit_code == 0, result.output

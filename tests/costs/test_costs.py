@@ -192,7 +192,9 @@ def test_what_if_reprices_the_same_chat_tokens(srv: RunningServer) -> None:
     assert _get(srv, "/api/costs/what-if", model="local")["totals"]["what_if_usd"] == 0.0  # free local model
     known = _get(srv, "/api/costs/what-if", model="gpt-4o-mini")  # from the bundled genai-prices data
     assert known["price"]["input_per_mtok"] > 0 and known["totals"]["what_if_usd"] > 0
-    resp = httpx.get(srv.base_url + "/api/costs/what-if", params={"model": "no-such-model"}, headers=srv.headers())
+    resp = httpx.get(
+        srv.base_url + "/api/costs/what-if", params={"model": "no-such-model"}, headers=srv.headers(), timeout=60
+    )
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "model" and resp.json()["error"]["code"] == "model_not_priced"
 
@@ -205,7 +207,9 @@ def test_other_projects_spend_never_shows(srv: RunningServer) -> None:
     _record(srv, [_span(other.project_id, now - 10**9, cost_usd=7.0, user_id="other-user")])
     mine = _get(srv, "/api/costs", group_by="user")
     assert mine["totals"]["cost_usd"] == 0.0 and mine["groups"] == []
-    theirs = httpx.get(srv.base_url + "/api/costs", params={"group_by": "user"}, headers=srv.headers(key)).json()
+    theirs = httpx.get(
+        srv.base_url + "/api/costs", params={"group_by": "user"}, headers=srv.headers(key), timeout=60
+    ).json()
     assert theirs["totals"]["cost_usd"] == 7.0 and theirs["groups"][0]["group"] == "other-user"
 
 
@@ -221,9 +225,9 @@ def test_other_projects_spend_never_shows(srv: RunningServer) -> None:
 )
 def test_bad_parameters_are_precise_400s(server_factory: Any, params: dict[str, str], param: str) -> None:
     srv = server_factory()
-    resp = httpx.get(srv.base_url + "/api/costs", params=params, headers=srv.headers())
+    resp = httpx.get(srv.base_url + "/api/costs", params=params, headers=srv.headers(), timeout=60)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["param"] == param
-    missing = httpx.get(srv.base_url + "/api/costs/what-if", headers=srv.headers())
+    missing = httpx.get(srv.base_url + "/api/costs/what-if", headers=srv.headers(), timeout=60)
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
-    assert httpx.get(srv.base_url + "/api/costs").status_code == 401
+    assert httpx.get(srv.base_url + "/api/costs", timeout=60).status_code == 401

@@ -35,7 +35,12 @@ def test_eval_pages(srv: RunningServer) -> None:
     assert api.post("/api/prompts", json={**prompt, "model": "fake"}).status_code == 201
     runs = []
     for target in ({"model": "fake"}, {"prompt": {"name": "p", "version": 1}}):
-        body = {"dataset": "qa", "version": 1, "target": target, "scorers": ["exact", {"name": "regex", "pattern": "^echo"}]}
+        body = {
+            "dataset": "qa",
+            "version": 1,
+            "target": target,
+            "scorers": ["exact", {"name": "regex", "pattern": "^echo"}],
+        }
         runs.append(_wait_run(api, api.post("/api/experiments", json=body).json()["run_id"]))
     base, cand = runs
 

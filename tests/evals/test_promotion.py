@@ -60,3 +60,45 @@ async def test_promotion_gate(tmp_path: Path) -> None:
     assert labels["production"] == 1  # refused move left the label alone
     assert (await prompts.move_label(who, "qa", "production", 3)).state.version == 3
     engine.dispose()
+
+
+async def test_gate_also_guards_canary_and_rollback(tmp_path: Path) -> None:
+    """A canary split sends real traffic to a version, and a rollback moves the label: both are refused, with
+    the gate's reasons, when the version has no passing experiment or regresses significantly."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    prompts = PromptService(SqlPromptStore(engine))
+    who = Who()
+    spec = {"template": "{{ q }}", "variables": {"q": "string"}, "model": "local"}
+    await prompts.push(who, spec, name="c", create=True)
+    await prompts.push(who, {**spec, "template": "bad {{ q }}"}, name="c")
+    await prompts.push(who, {**spec, "template": "{{ q }} "}, name="c")
+    ds = await DatasetService(engine).add_items(
+        who.project_id, "gold", [{"id": f"i{n}", "input": {"q": str(n)}, "expected": str(n)} for n in range(20)]
+    )
+
+    def target(version: int):  # type: ignore[no-untyped-def]
+        async def call(item: DatasetItem) -> TargetOutput:
+            _, text = await prompts.render(who.project_id, "c", version, item.input)
+            return TargetOutput(str(text).strip())
+
+        return call
+
+    runner, exact = Runner(engine), create_evaluator("exact")
+    for v in (1, 2):
+        await runner.run(who.project_id, prompt_run_id("c", v, "gold"), ds, target(v), [exact])
+    await prompts.move_label(who, "c", "production", 1)  # ungated while moving
+    await prompts.move_label(who, "c", "production", 3)  # ungated: gives rollback an earlier version
+    prompts.label_gate = PromotionGate(engine, {"production": "gold"})
+    with pytest.raises(ConflictError, match="no experiment of the current version 3"):
+        await prompts.set_canary(who, "c", "production", 2, 10)
+    await runner.run(who.project_id, prompt_run_id("c", 3, "gold"), ds, target(3), [exact])
+    with pytest.raises(ConflictError, match="significant regression vs version 3"):
+        await prompts.set_canary(who, "c", "production", 2, 10)
+    label = await prompts.rollback(who, "c", "production")  # back to 1: no regression vs 3 -> allowed
+    assert label.state.version == 1
+    prompts.label_gate = None
+    await prompts.move_label(who, "c", "production", 2)
+    prompts.label_gate = PromotionGate(engine, {"production": "gold"})
+    await prompts.set_canary(who, "c", "production", 1, 50)  # 1 vs 2 is an improvement: allowed
+    engine.dispose()

@@ -40,7 +40,7 @@ def _chat(srv: RunningServer, **extra: Any) -> httpx.Response:
 
 
 def _health(srv: RunningServer) -> dict[str, dict[str, Any]]:
-    resp = httpx.get(srv.base_url + "/api/gateway/deployments", headers=srv.headers(), timeout=10)
+    resp = httpx.get(srv.base_url + "/api/gateway/deployments", headers=srv.headers(), timeout=30)
     assert resp.status_code == 200, resp.text
     alias = next(a for a in resp.json()["data"] if a["model"] == "chat")
     return {d["name"]: {**d, "strategy": alias["strategy"]} for d in alias["deployments"]}
@@ -221,9 +221,9 @@ def test_openai_sdk_works_through_a_balanced_alias(server_factory: Any, fake_ups
 
 def test_deployments_endpoint_requires_a_key(server_factory: Any, fake_upstream: FakeUpstream) -> None:
     srv = server_factory(fake_config(fake_upstream, _alias(fake_upstream, "ordered", _dep(fake_upstream, "a"))))
-    resp = httpx.get(srv.base_url + "/api/gateway/deployments")
+    resp = httpx.get(srv.base_url + "/api/gateway/deployments", timeout=60)
     assert resp.status_code == 401
-    body = httpx.get(srv.base_url + "/api/gateway/deployments", headers=srv.headers()).json()
+    body = httpx.get(srv.base_url + "/api/gateway/deployments", headers=srv.headers(), timeout=60).json()
     names = {a["model"] for a in body["data"]}
     assert {"chat", "local", "local-embed"} <= names
     assert "upstream-secret" not in str(body) and fake_upstream.base_url not in str(body)

@@ -4,6 +4,7 @@ on upstream errors and client disconnects, soft warnings, admin keys, tags, free
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 
@@ -211,3 +212,17 @@ def test_budget_api_validates_and_is_project_scoped(server_factory, fake_upstrea
     assert srv.client(other_key).get("/api/budgets").json()["data"] == []
     assert api.delete(f"/api/budgets/{made['budget_id']}").json()["deleted"] is True
     assert api.get(f"/api/budgets/{made['budget_id']}").status_code == 404
+
+
+def test_unreachable_redis_fails_closed(server_factory, fake_upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    """With LLMOPS_REDIS_URL pointing at nothing, a call held to a budget is refused with 503 storage_unavailable
+    (retryable) and never reaches the upstream: no call goes unmetered."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    srv = server_factory(config=priced_config(fake_upstream), redis_url=dead)
+    create_budget(srv, limit_usd=100.0)
+    resp = srv.client().post("/v1/chat/completions", json=BODY)
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"]["code"] == "storage_unavailable" and "retry-after" in resp.headers
+    assert [r for r in fake_upstream.requests if r.path.endswith("/chat/completions")] == []

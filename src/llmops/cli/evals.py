@@ -41,10 +41,23 @@ def eval_group() -> None:
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
 @click.option("--baseline", help="Fail on a significant regression against this run id.")
 @click.option("--run-id", help="Resume (or name) this run.")
+@click.option(
+    "--base-url",
+    envvar="OPENAI_BASE_URL",
+    help="A running llmops server's /v1 URL, for prompt and model targets (env OPENAI_BASE_URL).",
+)
+@click.option("--api-key", envvar="OPENAI_API_KEY", help="Its API key (env OPENAI_API_KEY).")
 @_db_option
 @_project_option
 def run_cmd(
-    spec_path: Path, junit_path: Path | None, baseline: str | None, run_id: str | None, db: str, project: str
+    spec_path: Path,
+    junit_path: Path | None,
+    baseline: str | None,
+    run_id: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    db: str,
+    project: str,
 ) -> None:
     """Run eval.yaml; exit 0 pass, 1 fail, 2 error."""
     from llmops.evals.gate import junit_xml, load_spec, run_gate
@@ -65,6 +78,8 @@ def run_cmd(
                     run_id=run_id,
                     baseline=baseline,
                     on_item=lambda: progress.advance(task),
+                    base_url=base_url,
+                    api_key=api_key,
                 )
             )
     except LlmopsError as e:

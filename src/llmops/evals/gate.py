@@ -1,7 +1,9 @@
 """``eval.yaml``: the CI gate spec, its validation and its in-process execution.
 
 Spec keys: ``dataset`` (a JSONL/CSV path relative to the spec file, or ``{name, version}`` of a dataset in the
-gate's database), ``target`` (``{python: "module:function"}``; the spec's folder is importable), ``scorers``
+gate's database), ``target`` (any target of ``evals.targets``: ``{python: "module:function"}`` with the spec's
+folder importable, ``{http: {url, output_path}}``, or ``{model: ALIAS}`` / ``{prompt: {name, version}}`` which
+need a running server: ``base_url`` of :func:`run_gate`), ``scorers``
 (list of registry specs, each with an optional gate ``threshold`` in [0, 1] on the scorer's mean),
 ``concurrency`` (int >= 1), ``timeout_s``. A bad spec raises :class:`InvalidInputError` with the offending path.
 """
@@ -19,11 +21,13 @@ import yaml
 from sqlalchemy import Engine
 
 from llmops.core.errors import InvalidInputError
+from llmops.core.http import HttpClient
 from llmops.evals.compare import PairedResult, paired_test
 from llmops.evals.datasets import DatasetService, DatasetVersion
 from llmops.evals.evaluators.registry import create_evaluator
 from llmops.evals.models import Evaluator
-from llmops.evals.runner import Runner, RunSummary, Target, python_target
+from llmops.evals.runner import Runner, RunSummary, Target
+from llmops.evals.targets import RemoteTargets, build_target, validate_target
 
 _KEYS = {"dataset", "target", "scorers", "concurrency", "timeout_s"}
 
@@ -32,7 +36,7 @@ _KEYS = {"dataset", "target", "scorers", "concurrency", "timeout_s"}
 class GateSpec:
     base_dir: Path
     dataset: dict[str, Any]
-    target_ref: str
+    target: dict[str, Any]
     scorers: list[tuple[Evaluator, float | None]]
     concurrency: int = 4
     timeout_s: float = 60.0
@@ -77,9 +81,10 @@ def load_spec(path: Path) -> GateSpec:
         dataset = {"name": ds["name"], "version": ds.get("version")}
     else:
         raise InvalidInputError(f"{path}: 'dataset' must be a file path or {{name, version}}", param="dataset")
-    target = raw.get("target")
-    if not (isinstance(target, dict) and isinstance(target.get("python"), str) and ":" in target["python"]):
-        raise InvalidInputError(f"{path}: 'target' must be {{python: 'module:function'}}", param="target")
+    try:
+        target = validate_target(raw.get("target"))
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{path}: {e.message}", param="target") from None
     scorers_raw = raw.get("scorers")
     if not isinstance(scorers_raw, list) or not scorers_raw:
         raise InvalidInputError(f"{path}: 'scorers' must be a non-empty list", param="scorers")
@@ -107,7 +112,7 @@ def load_spec(path: Path) -> GateSpec:
     timeout = raw.get("timeout_s", 60.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise InvalidInputError(f"{path}: 'timeout_s' must be a positive number", param="timeout_s")
-    return GateSpec(path.parent, dataset, target["python"], scorers, conc, float(timeout))
+    return GateSpec(path.parent, dataset, target, scorers, conc, float(timeout))
 
 
 async def resolve_dataset(spec: GateSpec, datasets: DatasetService, project_id: str) -> DatasetVersion:
@@ -122,13 +127,17 @@ async def resolve_dataset(spec: GateSpec, datasets: DatasetService, project_id: 
     return await datasets.get(project_id, spec.dataset["name"], spec.dataset.get("version"))
 
 
-def load_target(spec: GateSpec) -> Target:
-    if str(spec.base_dir) not in sys.path:
+def load_target(
+    spec: GateSpec, *, base_url: str | None = None, api_key: str | None = None, http: HttpClient | None = None
+) -> Target:
+    """The spec's target; prompt and model targets call the server at ``base_url`` (openai client)."""
+    chat = RemoteTargets(base_url, api_key or "") if base_url else None
+    if "python" in spec.target and str(spec.base_dir) not in sys.path:
         sys.path.insert(0, str(spec.base_dir))
     try:
-        return python_target(spec.target_ref)
+        return build_target(spec.target, chat=chat, http=http)
     except (ImportError, AttributeError) as e:
-        raise InvalidInputError(f"target {spec.target_ref!r}: {e}", param="target") from None
+        raise InvalidInputError(f"target {spec.target.get('python')!r}: {e}", param="target") from None
 
 
 async def run_gate(
@@ -139,22 +148,28 @@ async def run_gate(
     run_id: str | None = None,
     baseline: str | None = None,
     on_item: Any = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
 ) -> GateReport:
     datasets = DatasetService(engine)
     runner = Runner(engine)
     ds = await resolve_dataset(spec, datasets, project_id)
-    target = load_target(spec)
-    run_id = run_id or uuid.uuid4().hex[:12]
-    summary = await runner.run(
-        project_id,
-        run_id,
-        ds,
-        target,
-        [s for s, _ in spec.scorers],
-        concurrency=spec.concurrency,
-        timeout_s=spec.timeout_s,
-        on_item=on_item,
-    )
+    http = HttpClient(max_connections=max(8, spec.concurrency))
+    try:
+        target = load_target(spec, base_url=base_url, api_key=api_key, http=http)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        summary = await runner.run(
+            project_id,
+            run_id,
+            ds,
+            target,
+            [s for s, _ in spec.scorers],
+            concurrency=spec.concurrency,
+            timeout_s=spec.timeout_s,
+            on_item=on_item,
+        )
+    finally:
+        await http.aclose()
     results = runner.results(project_id, run_id)
     base_results = runner.results(project_id, baseline) if baseline else None
     if baseline and not base_results:

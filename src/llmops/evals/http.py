@@ -74,9 +74,7 @@ def version_json(v: DatasetVersion, *, offset: int = 0, limit: int = 100) -> dic
     }
 
 
-def create_datasets_router(
-    datasets: DatasetService, traces: TraceService, authenticate: Authenticate
-) -> APIRouter:
+def create_datasets_router(datasets: DatasetService, traces: TraceService, authenticate: Authenticate) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["datasets"])
 
     @router.get("/datasets", summary="The project's datasets with their latest version")
@@ -100,7 +98,10 @@ def create_datasets_router(
     ) -> dict[str, Any]:
         who = await authenticate(request)
         v = await datasets.get(who.project_id, dataset, version)
-        return {**version_json(v, offset=offset, limit=limit), "versions": await datasets.versions(who.project_id, dataset)}
+        return {
+            **version_json(v, offset=offset, limit=limit),
+            "versions": await datasets.versions(who.project_id, dataset),
+        }
 
     @router.get("/datasets/{dataset}/items", summary="A page of a dataset version's items")
     async def list_items(
@@ -123,9 +124,7 @@ def create_datasets_router(
     @router.post(
         "/datasets/{dataset}/import", status_code=201, summary="Append a JSONL or CSV body (errors name the line)"
     )
-    async def import_items(
-        dataset: str, request: Request, format: Literal["jsonl", "csv"] = "jsonl"
-    ) -> dict[str, Any]:
+    async def import_items(dataset: str, request: Request, format: Literal["jsonl", "csv"] = "jsonl") -> dict[str, Any]:
         who = await authenticate(request)
         await datasets.get(who.project_id, dataset)
         raw = await request.body()

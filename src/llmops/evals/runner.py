@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +176,7 @@ class Runner:
         return summary
 
 
-def item_scores(results: Sequence[dict[str, Any]], scorer: str) -> dict[str, float]:
+def item_scores(results: Sequence[Mapping[str, Any]], scorer: str) -> dict[str, float]:
     """Per-item values of one scorer (items without a value are left out)."""
     out = {}
     for r in results:

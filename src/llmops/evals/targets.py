@@ -85,8 +85,8 @@ def validate_target(raw: Any, *, allow_python: bool = True) -> dict[str, Any]:
 
 def _prompt_ref(raw: Any) -> dict[str, Any]:
     if isinstance(raw, str):  # "name@3" or "name@label"
-        name, _, ref = raw.partition("@")
-        raw = {"name": name, **({"version": int(ref)} if ref.isdigit() else {"label": ref} if ref else {})}
+        name, _, at = raw.partition("@")
+        raw = {"name": name, **({"version": int(at)} if at.isdigit() else {"label": at} if at else {})}
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
         raise InvalidInputError("target.prompt needs a 'name'", param="target.prompt")
     if set(raw) - {"name", "version", "label"}:
@@ -243,9 +243,7 @@ class RemoteTargets:
         try:
             extra = {"llmops_prompt": body.pop("llmops_prompt")} if "llmops_prompt" in body else None
             messages = body.pop("messages", [])
-            raw = await client.chat.completions.with_raw_response.create(
-                messages=messages, extra_body=extra, **body
-            )
+            raw = await client.chat.completions.with_raw_response.create(messages=messages, extra_body=extra, **body)
         except openai.APIError as e:
             raise UpstreamError(f"{self.base_url}: {e}", provider="llmops") from None
         finally:

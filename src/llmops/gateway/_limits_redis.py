@@ -6,6 +6,11 @@
   Settled spend is also written to the database (the durable ledger); a process seeds a counter it has not seen
   from there with ``HSETNX`` (a Redis that lost its data starts from the ledger, not from 0).
 - ``llmops:rl:{name}:{window}``: the sliding-window counters of ``gateway.ratelimits`` (two minutes of life).
+- ``RedisJoint``: a call's rate-limit windows and budget reservation in ONE script (one round trip): all charged
+  and reserved, or nothing.
+
+Fail closed: when Redis cannot be reached a call that needs a check is refused (503 ``storage_unavailable``),
+never let through unmetered. Settling retries briefly; a lost settlement keeps its amount reserved.
 """
 
 from __future__ import annotations

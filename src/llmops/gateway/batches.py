@@ -246,6 +246,8 @@ class BatchService:
             new_id("batch"), who.project_id, who.key_id, who.key_name, who.is_admin, endpoint, input_file_id,
             completion_window, "validating", meta, None, 0, 0, 0, None, None, now, now + 86_400,
         )  # fmt: skip
+        if self._started:  # born leased to this process: no other replica adopts it before the runner starts
+            batch.runner_id, batch.lease_until = self._runner_id, now + self._lease_s
         await asyncio.to_thread(self._store.insert_batch, batch)
         self._launch(batch.batch_id)
         return batch

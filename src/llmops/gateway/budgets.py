@@ -6,7 +6,8 @@ settled to the real cost; a call that fails before any token was produced releas
 client that leaves mid-stream is settled to what was consumed (its tokens, estimated when the upstream sent no
 usage), never to 0. Checks read counters (:class:`Counters`), never spans.
 
-- worst case = input-token estimate (UTF-8 bytes / 3, rounded up) × input price + (``max_completion_tokens`` or
+- worst case = input-token bound (UTF-8 bytes of the messages and tools as JSON: a token is at least one byte, and
+  the JSON's keys and quotes cover the chat template's role markers) × input price + (``max_completion_tokens`` or
   ``max_tokens`` or the deployment's ``context_window`` or ``LLMOPS_LIMITS_DEFAULT_CONTEXT_TOKENS``) × output
   price, the highest over the alias's deployments. A model with no known price reserves
   ``LLMOPS_LIMITS_UNKNOWN_PRICE_RESERVE_USD`` and settles at that (never skipped, never 0). Free models (price 0,
@@ -377,11 +378,11 @@ def over_budget(b: Budget, amount: int) -> BudgetExceededError:
 
 
 def estimate_input_tokens(raw: dict[str, Any]) -> int:
-    """A deliberately high input-token estimate: UTF-8 bytes of the messages (and tools) / 3, rounded up."""
+    """An upper bound of the input tokens: UTF-8 bytes of the messages (and tools) as JSON (a token is >= 1 byte)."""
     size = len(orjson.dumps(raw.get("messages") or raw.get("input") or ""))
     if raw.get("tools"):
         size += len(orjson.dumps(raw["tools"]))
-    return size // 3 + 1
+    return size + 1
 
 
 def output_cap(raw: dict[str, Any], context_window: int | None, default_context: int) -> int:

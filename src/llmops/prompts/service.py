@@ -248,6 +248,8 @@ class PromptService:
             raise InvalidInputError(f"label {label!r} already points at version {version}", param="version")
         if await asyncio.to_thread(self._store.find_version, caller.project_id, prompt.prompt_id, version) is None:
             raise _no_version(name, version)
+        if self.label_gate is not None:  # promotion gate: a canary sends real traffic to the version too
+            await self.label_gate.check(caller.project_id, name, label, current.state.version, version)
         state = LabelState(current.state.version, version, float(percent))
         return await self._set_label(caller, prompt, label, state, "canary")
 
@@ -263,6 +265,8 @@ class PromptService:
                 param="label",
                 code="nothing_to_roll_back",
             )
+        if self.label_gate is not None and target.version != current.state.version:  # promotion gate
+            await self.label_gate.check(caller.project_id, name, label, current.state.version, target.version)
         return await self._set_label(caller, prompt, label, target, "rollback")
 
     async def set_protected_labels(self, caller: Caller, name: str, labels: list[str]) -> Prompt:
