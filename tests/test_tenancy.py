@@ -259,26 +259,30 @@ def _seed_batch(client: openai.OpenAI, t: Tenant) -> None:
 
 
 def _seed_evals(api: httpx.Client, t: Tenant) -> None:
-    """A dataset full of the canary (one item from the tenant's trace) and a finished one-item experiment."""
-    items = [{"id": "canary", "input": f"say {t.canary}", "expected": t.canary, "metadata": {"c": t.canary}}]
+    """A dataset full of the canary (version 2 adds an item from the tenant's trace) and a finished experiment on
+    version 1, whose item input has no canary: the experiment's own gateway trace must not change what
+    ``test_b_sees_its_own_data`` finds by full-text search (the run's name carries the canary instead)."""
+    items = [{"id": "canary", "input": "say hello", "expected": t.canary, "metadata": {"c": t.canary}}]
     resp = api.post("/api/datasets", json={"name": f"{t.canary}-ds", "description": t.canary, "items": items})
     assert resp.status_code == 201, resp.text
     resp = api.post(f"/api/datasets/{t.canary}-ds/items/from-traces", json={"trace_id": t.trace_id})
     assert resp.status_code == 201, resp.text
+    run_id = f"run-{uuid.uuid4().hex[:12]}"  # no canary: it is a span attribute of the experiment's trace
     run = {
         "dataset": f"{t.canary}-ds",
+        "version": 1,
         "target": {"model": "local", "params": {"max_tokens": 2}},
         "scorers": [{"name": "contains", "value": t.canary}],
         "name": t.canary,
-        "run_id": f"{t.canary}-run",
+        "run_id": run_id,
     }
     resp = api.post("/api/experiments", json=run)
     assert resp.status_code == 202, resp.text
     deadline = time.monotonic() + 60
-    while api.get(f"/api/experiments/{t.canary}-run").json()["status"] in ("queued", "running"):
+    while api.get(f"/api/experiments/{run_id}").json()["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, "tenant experiment did not finish"
         time.sleep(0.05)
-    t.evals = {"dataset": f"{t.canary}-ds", "run_id": f"{t.canary}-run"}
+    t.evals = {"dataset": f"{t.canary}-ds", "run_id": run_id}
 
 
 def _seed_limits(api: httpx.Client, t: Tenant) -> None:

@@ -17,6 +17,7 @@ import openai
 import pytest
 from fastapi import FastAPI, Request
 
+from llmops.core.settings import EvalSettings
 from tests.conftest import RunningServer, fake_config, openai_dep
 from tests.support.fake_upstream import FakeUpstream, serve_in_thread
 
@@ -41,7 +42,7 @@ def _wait_run(api: httpx.Client, run_id: str, timeout_s: float = 60) -> dict[str
 def srv(fake_upstream: FakeUpstream, server_factory: Any) -> RunningServer:
     cfg = fake_config(fake_upstream, {"name": "fake", "deployments": [openai_dep(fake_upstream, "gpt-fake")]})
     cfg["prices"] = {"gpt-fake": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}
-    return server_factory(cfg)
+    return server_factory(cfg, evals=EvalSettings(promotion_gates={"production": "capitals"}))
 
 
 def _traffic(srv: RunningServer) -> list[str]:
@@ -85,6 +86,7 @@ def test_done_when_dataset_from_traces_two_prompt_versions_compared(srv: Running
             "target": {"prompt": {"name": "answer", "version": version}, "model": "fake"},
             "scorers": ["exact"],
             "concurrency": 4,
+            "run_id": f"prompt:answer@{version}/capitals",  # the promotion gate's run name
         }
         resp = api.post("/api/experiments", json=body)
         assert resp.status_code == 202, resp.text
@@ -108,6 +110,11 @@ def test_done_when_dataset_from_traces_two_prompt_versions_compared(srv: Running
     assert cmp["items"][0]["worst_delta"] == -1.0
     assert [r["run_id"] for r in cmp["runs"]] == [r1["run_id"], r2["run_id"]]
     assert cmp["runs"][1]["summary"]["latency_ms"]["p50"] is not None
+
+    assert api.put("/api/prompts/answer/labels/production", json={"version": 1}).status_code == 200
+    refused = api.put("/api/prompts/answer/labels/production", json={"version": 2})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "promotion_gate_failed"
+    assert "significant regression vs version 1" in refused.json()["error"]["message"]
 
     one = api.post("/api/datasets/capitals/items/from-traces", json={"trace_id": trace_ids[0]})
     assert one.status_code == 201 and one.json()["version"] == 2 and one.json()["item_count"] == len(QUESTIONS) + 1

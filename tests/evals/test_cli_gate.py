@@ -59,3 +59,47 @@ def test_dataset_cli_roundtrip(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"input": "a"}\n{oops\n')
     bad = _run(["dataset", "import", "arith", str(tmp_path / "bad.jsonl"), "--db", db], tmp_path)
     assert bad.returncode == 2 and "line 2" in bad.stderr
+
+
+def test_cli_prompt_and_model_targets_through_a_server(tmp_path: Path, fake_upstream, server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Prompt and model targets in eval.yaml go through a running server with --base-url (openai client): the
+    gateway answers (fake upstream), results keep the gateway's trace ids; without a server they exit 2 with a
+    message saying what is needed; a prompt version that rewrites the input fails against the baseline."""
+    from tests.conftest import fake_config, openai_dep
+
+    cfg = fake_config(fake_upstream, {"name": "fake", "deployments": [openai_dep(fake_upstream, "gpt-fake")]})
+    srv = server_factory(cfg)
+    api = {"Authorization": f"Bearer {srv.key}"}
+    import httpx
+
+    prompt = {"name": "ans", "type": "text", "template": "{{ input }}", "variables": {"input": "string"}}
+    assert httpx.post(srv.base_url + "/api/prompts", json={**prompt, "model": "fake"}, headers=api).status_code == 201
+    v2 = {**prompt, "template": "Say: {{ input }}", "model": "fake"}
+    assert httpx.post(srv.base_url + "/api/prompts/ans/versions", json=v2, headers=api).status_code == 201
+    (tmp_path / "d.jsonl").write_text("".join(f'{{"id": "q{i}", "input": "q{i}", "expected": "echo: q{i}"}}\n'
+                                              for i in range(12)))  # fmt: skip
+    (tmp_path / "model.yaml").write_text("dataset: d.jsonl\ntarget: {model: fake}\nscorers: [exact]\n")
+    for v in (1, 2):
+        (tmp_path / f"p{v}.yaml").write_text(
+            f"dataset: d.jsonl\ntarget: {{prompt: {{name: ans, version: {v}}}}}\nscorers: [{{name: exact}}]\n"
+        )
+    db = str(tmp_path / "g.db")
+    server = ["--base-url", srv.v1, "--api-key", srv.key, "--db", db]
+    env = {"OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
+    no_server = _run(["run", "model.yaml", "--db", db], tmp_path, **env)
+    assert no_server.returncode == 2 and "--base-url" in no_server.stderr
+    ok = _run(["run", "model.yaml", *server], tmp_path, **env)
+    assert ok.returncode == 0 and "PASS" in ok.stdout, ok.stdout + ok.stderr
+    base = _run(["run", "p1.yaml", "--run-id", "p1", *server], tmp_path, **env)
+    assert base.returncode == 0, base.stdout + base.stderr
+    bad = _run(["run", "p2.yaml", "--baseline", "p1", "--junit", "j.xml", *server], tmp_path, **env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    failure = ET.parse(tmp_path / "j.xml").getroot().find("testcase/failure")
+    assert failure is not None and "significant regression" in failure.get("message", "")
+    from llmops.core.db import create_db_engine
+    from llmops.evals.runner import Runner
+
+    engine = create_db_engine(f"sqlite:///{db}")
+    results = Runner(engine).results("default", "p1")
+    engine.dispose()
+    assert len(results) == 12 and all(r["trace_id"] and r["output"].startswith("echo: q") for r in results)

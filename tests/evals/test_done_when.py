@@ -1,6 +1,7 @@
 """Issue 5 "Done when", as far as it exists: dataset -> two prompt versions (rendered for real) -> scorers ->
-comparison with significance -> promotion refused. (Datasets from traces and gateway-called prompt targets are
-not implemented yet; the CI run failing on a planted regression with JUnit is tests/evals/test_cli_gate.py.)"""
+comparison with significance -> promotion refused, in-process. The same flow over HTTP with a dataset built from
+gateway traces and prompt versions called through the gateway is tests/evals/test_api.py; the CI run failing on a
+planted regression with JUnit is tests/evals/test_cli_gate.py."""
 
 from __future__ import annotations
 

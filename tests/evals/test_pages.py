@@ -81,3 +81,38 @@ def test_eval_pages_are_project_scoped(srv: RunningServer) -> None:
     assert _page(srv, "/evals/datasets/secret-ds", key).status_code == 404
     anon = httpx.get(srv.base_url + "/evals", follow_redirects=False)
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
+
+
+def test_eval_forms_build_a_dataset_from_traces_and_start_a_run(srv: RunningServer) -> None:
+    """From the UI: items from traces by a filter (a new version with the trace link), an experiment started by
+    form (redirect to its run page, which finishes), precise errors for bad JSON, cross-site posts refused."""
+    import openai
+
+    client = openai.OpenAI(base_url=srv.v1, api_key=srv.key, max_retries=0)
+    for q in ("alpha", "beta"):
+        client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": q}], extra_headers={"x-llmops-tags": "ui"}
+        )
+    srv.flush()
+    api = _api(srv)
+    assert api.post("/api/datasets", json={"name": "ui-ds"}).status_code == 201
+    with httpx.Client(base_url=srv.base_url, cookies={"llmops_key": srv.key}, timeout=60) as web:
+        resp = web.post("/evals/datasets/ui-ds/from-traces", data={"filter": "tag=ui", "limit": "10"})
+        assert resp.status_code == 303 and resp.headers["location"] == "/evals/datasets/ui-ds"
+        page = web.get("/evals/datasets/ui-ds")
+        assert "v1" in page.text and "alpha" in page.text and 'href="/traces/' in page.text
+        none = web.post("/evals/datasets/ui-ds/from-traces", data={"filter": "tag=nothing-here"})
+        assert none.status_code == 303 and "error=" in none.headers["location"]
+        foreign = web.post("/evals/datasets/ui-ds/from-traces", data={"filter": "tag=ui"},
+                           headers={"origin": "https://evil.example"})  # fmt: skip
+        assert foreign.status_code == 403
+
+        bad = web.post("/evals/experiments", data={"dataset": "ui-ds", "target": "{not json"})
+        assert bad.status_code == 303 and "target%20must%20be%20JSON" in bad.headers["location"]
+        form = {"dataset": "ui-ds", "target": '{"model": "fake"}', "scorers": '["exact"]', "name": "from the form"}
+        started = web.post("/evals/experiments", data=form)
+        assert started.status_code == 303 and started.headers["location"].startswith("/evals/runs/")
+        run_id = started.headers["location"].rsplit("/", 1)[1]
+    run = _wait_run(api, run_id)
+    assert run["name"] == "from the form" and run["status"] == "done" and run["done"] == 2
+    assert api.get(f"/api/experiments/{run_id}").json()["summary"]["scorers"]["exact"]["mean"] == 1.0

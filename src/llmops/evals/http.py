@@ -156,14 +156,14 @@ def create_datasets_router(datasets: DatasetService, traces: TraceService, authe
     async def from_traces(dataset: str, body: FromTracesBody, request: Request) -> dict[str, Any]:
         who = await authenticate(request)
         await datasets.get(who.project_id, dataset)
-        items = await _trace_items(traces, who.project_id, body)
+        items = await trace_items(traces, who.project_id, body)
         v = await datasets.add_items(who.project_id, dataset, items)
         return {**version_json(v, limit=0), "added": len(items)}
 
     return router
 
 
-async def _trace_items(traces: TraceService, project_id: str, body: FromTracesBody) -> list[dict[str, Any]]:
+async def trace_items(traces: TraceService, project_id: str, body: FromTracesBody) -> list[dict[str, Any]]:
     if (body.trace_id is None) == (body.filter is None):
         raise InvalidInputError("give trace_id (one trace) or filter (bulk), not both", param="trace_id")
     if body.trace_id is not None:

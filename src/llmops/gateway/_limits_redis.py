@@ -100,6 +100,19 @@ out[1] = 0
 out[2] = 0
 return out
 """
+_SETTLE_ALL = """
+local nb = tonumber(ARGV[1])
+for i = 1, nb do
+  if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3]) end
+  local left = redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[2]))
+  if left < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
+end
+for j = nb + 1, #KEYS do
+  redis.call('INCRBY', KEYS[j], ARGV[3 + j - nb])
+  redis.call('EXPIRE', KEYS[j], 150)
+end
+return 1
+"""
 _HIT = """
 local frac = tonumber(ARGV[1])
 local n = #KEYS / 2
@@ -151,7 +164,7 @@ class RedisCounters:
         self._reserve = self.redis.register_script(_RESERVE)
         self._settle = self.redis.register_script(_SETTLE)
         self._store = store
-        self._ledger = MemoryCounters(store)  # its write-behind batches the database writes
+        self.ledger = MemoryCounters(store)  # its write-behind batches the database writes
         self._seeded: set[str] = set()
 
     async def seed(self, lines: Sequence[Line]) -> None:
@@ -187,17 +200,20 @@ class RedisCounters:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
         if actual:
-            await self._ledger.settle(lines, 0, actual)  # durable ledger, written behind
+            await self.ledger.settle(lines, 0, actual)  # durable ledger, written behind
 
     async def usage(self, budget_id: str, period_start: int) -> tuple[int, int]:
         key = _counter(budget_id, period_start)
-        spent, reserved = await self.redis.hmget(key, ["spent", "reserved"])  # type: ignore[misc]
+        try:
+            spent, reserved = await self.redis.hmget(key, ["spent", "reserved"])  # type: ignore[misc]
+        except RedisError as exc:
+            raise unavailable(exc) from exc
         if spent is None:
             return await asyncio.to_thread(self._store.spent, budget_id, period_start), int(reserved or 0)
         return int(spent), int(reserved or 0)
 
     async def aclose(self) -> None:
-        await self._ledger.aclose()
+        await self.ledger.aclose()
         await self.redis.aclose()
 
 
@@ -242,7 +258,26 @@ class RedisJoint:
 
     def __init__(self, counters: RedisCounters) -> None:
         self._admit = counters.redis.register_script(_ADMIT)  # the counters' connection pool (closed with them)
+        self._settle = counters.redis.register_script(_SETTLE_ALL)
         self._counters = counters
+
+    async def settle(
+        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+    ) -> None:
+        w = int(now_s // WINDOW_S)
+        keys = [_counter(ln.budget_id, ln.period_start) for ln in lines]
+        keys += [f"{_PREFIX}rl:{name}:{w}" for name, _ in corrections]
+        args = [str(len(lines)), str(reserved), str(actual), *(str(d) for _, d in corrections)]
+        for attempt in range(3):  # a lost settlement would hold the reservation: retry briefly
+            try:
+                await self._settle(keys=keys, args=args)
+                break
+            except RedisError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        if actual and lines:
+            await self._counters.ledger.settle(lines, 0, actual)  # durable ledger, written behind
 
     async def admit(
         self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int

@@ -338,12 +338,19 @@ class Reservation:
     warnings: list[str] = field(default_factory=list)
     done: bool = False
 
-    async def settle(self, cost_usd: float | None) -> None:
+    def close(self, cost_usd: float | None, *, consumed: bool) -> int | None:
+        """Mark settled; the amount to charge (0: a release), or None when it was settled already."""
         if self.done:
-            return
+            return None
         self.done = True
-        actual = self.amount if cost_usd is None else to_units(cost_usd)  # unknown cost: the reservation
-        await self.counters.settle(self.lines, self.amount, actual)
+        if not consumed:
+            return 0
+        return self.amount if cost_usd is None else to_units(cost_usd)  # unknown cost: the reservation
+
+    async def settle(self, cost_usd: float | None) -> None:
+        actual = self.close(cost_usd, consumed=True)
+        if actual is not None:
+            await self.counters.settle(self.lines, self.amount, actual)
 
     async def release(self) -> None:
         if self.done:

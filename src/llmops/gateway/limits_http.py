@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops.core.errors import PermissionDeniedError
+from llmops.core.errors import PermissionDeniedError, StorageUnavailableError
 from llmops.gateway.budgets import BudgetService, BudgetSpec
 from llmops.gateway.ratelimits import RateLimitService
 from llmops.projects import Principal
@@ -58,7 +58,10 @@ def create_limits_router(budgets: BudgetService, rates: RateLimitService, authen
     async def create_budget(body: BudgetBody, request: Request) -> dict[str, Any]:
         who = await admin(request)
         created = await budgets.create_budget(who.project_id, BudgetSpec(**body.model_dump()))
-        return await budgets.get_budget(who.project_id, created.budget_id)
+        try:
+            return await budgets.get_budget(who.project_id, created.budget_id)
+        except StorageUnavailableError:  # created; its counters cannot be read right now (Redis down)
+            return created.to_json()
 
     @router.get("/budgets/{budget_id}", summary="One budget with its current spend and reservations")
     async def get_budget(budget_id: str, request: Request) -> dict[str, Any]:

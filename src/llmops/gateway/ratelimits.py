@@ -180,6 +180,12 @@ class Joint(Protocol):
         """(windows verdict, 1-based index of the refusing budget or 0, budget totals after)."""
         ...
 
+    async def settle(
+        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+    ) -> None:
+        """Settle a reservation (``actual`` 0: release) and add each (window, token delta) correction."""
+        ...
+
 
 class MemoryJoint:
     """In-process: the database read happens first; then check, reserve and charge run with no ``await``."""
@@ -200,6 +206,14 @@ class MemoryJoint:
         if not failed:
             self._windows.charge(checks, now_s)
         return result, failed, totals
+
+    async def settle(
+        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+    ) -> None:
+        if lines:
+            await self._counters.settle(lines, reserved, actual)
+        for name, delta in corrections:
+            await self._windows.adjust(name, delta, now_s)
 
 
 class RateLimitService:
@@ -341,17 +355,17 @@ class Admission:
         self._limits.spawn(self._finish(cost_usd, tokens, consumed))
 
     async def _finish(self, cost_usd: float | None, tokens: int | None, consumed: bool) -> None:
+        """Settle the reservation and correct the token windows to the real usage, together (one Redis trip)."""
+        lines: list[Line] = []
+        reserved = actual = 0
         if self.reservation is not None:
-            if consumed:
-                await self.reservation.settle(cost_usd)
-            else:
-                await self.reservation.release()
+            charge = self.reservation.close(cost_usd, consumed=consumed)
+            if charge is not None:
+                lines, reserved, actual = self.reservation.lines, self.reservation.amount, charge
         real = tokens if consumed and tokens is not None else (0 if not consumed else None)
-        if real is not None:
-            now = self._limits.rates.now_s()
-            for name, charged in self.token_counters:
-                if real != charged:
-                    await self._limits.rates.windows.adjust(name, real - charged, now)
+        corrections = [] if real is None else [(n, real - c) for n, c in self.token_counters if real != c]
+        if lines or corrections:
+            await self._limits.joint.settle(lines, reserved, actual, corrections, self._limits.rates.now_s())
 
 
 class GatewayLimits:
@@ -380,7 +394,7 @@ class GatewayLimits:
         if joint is None:  # in-process counters; Redis passes its one-script admission (_limits_redis.RedisJoint)
             assert isinstance(rates.windows, MemoryWindows) and isinstance(budgets.counters, MemoryCounters)
             joint = MemoryJoint(rates.windows, budgets.counters)
-        self._joint = joint
+        self.joint = joint
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -434,7 +448,7 @@ class GatewayLimits:
             return admission
         lines = self.budgets.lines(budgets)
         checks = [c for _, _, c in pairs]
-        result, failed, totals = await self._joint.admit(checks, self.rates.now_s(), lines, amount)
+        result, failed, totals = await self.joint.admit(checks, self.rates.now_s(), lines, amount)
         if not result.ok:
             label, kind, check = pairs[result.refused]
             raise refusal(kind, label, check, result)

@@ -8,16 +8,19 @@ escaped (the charts are built from numbers and escaped labels only).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
+from urllib.parse import parse_qsl, quote
 
+import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup, escape
 
-from llmops.core.errors import InvalidInputError, NotFoundError
+from llmops.core.errors import ConflictError, InvalidInputError, NotFoundError
 from llmops.evals.datasets import DatasetService
-from llmops.evals.experiments import ExperimentService
+from llmops.evals.experiments import ExperimentService, NewExperiment
+from llmops.evals.http import FromTracesBody, trace_items
 from llmops.projects import Principal
 from llmops.web.pages import WebUI
 
@@ -111,14 +114,16 @@ def _distributions(cmp: Mapping[str, Any]) -> dict[str, Markup]:
     return out
 
 
-def eval_routes(router: APIRouter, ui: WebUI) -> None:
+def eval_routes(router: APIRouter, ui: WebUI, same_origin: Callable[[Request], bool]) -> None:
     services = cast(EvalServices, ui.services)
+    _form_routes(router, ui, same_origin)
 
     @router.get("/evals")
     async def index(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
         datasets = await services.datasets.list_datasets(who.project_id)
         runs = await services.experiments.list_runs(who.project_id)
-        return await ui.page(request, who, "eval_index.html", nav="evals", datasets=datasets, runs=runs)
+        error = request.query_params.get("error")
+        return await ui.page(request, who, "eval_index.html", nav="evals", datasets=datasets, runs=runs, error=error)
 
     @router.get("/evals/datasets/{dataset}")
     async def dataset(dataset: str, request: Request, who: Principal = Depends(ui.require_login)) -> Response:
@@ -129,8 +134,9 @@ def eval_routes(router: APIRouter, ui: WebUI) -> None:
             versions = await services.datasets.versions(who.project_id, dataset)
         except (NotFoundError, ValueError):
             return await ui.page(request, who, "not_found.html", status_code=404)
+        error = request.query_params.get("error")
         return await ui.page(
-            request, who, "eval_dataset.html", nav="evals", ds=ds, items=ds.items[:500], versions=versions
+            request, who, "eval_dataset.html", nav="evals", ds=ds, items=ds.items[:500], versions=versions, error=error
         )
 
     @router.get("/evals/compare")
@@ -154,3 +160,60 @@ def eval_routes(router: APIRouter, ui: WebUI) -> None:
         except NotFoundError:
             return await ui.page(request, who, "not_found.html", status_code=404)
         return await ui.page(request, who, "eval_run.html", nav="evals", run=detail)
+
+
+def _form_routes(router: APIRouter, ui: WebUI, same_origin: Callable[[Request], bool]) -> None:
+    """Form posts (same-origin only): start an experiment, add items from traces. Errors come back as ``?error=``."""
+    services = cast(EvalServices, ui.services)
+
+    @router.post("/evals/experiments")
+    async def start(request: Request, who: Principal = Depends(ui.require_login)) -> Response:
+        """Fields: dataset, version (optional), target and scorers as JSON, concurrency, name."""
+        if not same_origin(request):
+            return Response("cross-site form refused", status_code=403)
+        form = await request.form()
+        try:
+            version = str(form.get("version") or "").strip()
+            new = NewExperiment(
+                dataset=str(form.get("dataset") or ""),
+                target=_json_field(form.get("target"), "target"),
+                scorers=_json_field(form.get("scorers") or '["exact"]', "scorers"),
+                name=str(form.get("name") or ""),
+                version=int(version) if version else None,
+                concurrency=int(str(form.get("concurrency") or 4)),
+            )
+            run = await services.experiments.create(who, new)
+        except (InvalidInputError, NotFoundError, ConflictError, ValueError) as exc:
+            return RedirectResponse(f"/evals?error={quote(getattr(exc, 'message', str(exc)))}#new-run", 303)
+        return RedirectResponse(f"/evals/runs/{quote(run['run_id'], safe='')}", status_code=303)
+
+    @router.post("/evals/datasets/{dataset}/from-traces")
+    async def from_traces(dataset: str, request: Request, who: Principal = Depends(ui.require_login)) -> Response:
+        """Field ``filter``: a /api/traces query string (``tag=prod&model=fast``); ``limit``."""
+        if not same_origin(request):
+            return Response("cross-site form refused", status_code=403)
+        form = await request.form()
+        back = f"/evals/datasets/{quote(dataset, safe='')}"
+        try:
+            await services.datasets.get(who.project_id, dataset)
+        except NotFoundError:
+            return await ui.page(request, who, "not_found.html", status_code=404)
+        try:
+            pairs = parse_qsl(str(form.get("filter") or "").lstrip("?"))
+            limit = int(str(form.get("limit") or 100))
+            grouped: dict[str, str | list[str]] = {}
+            for k, v in pairs:
+                grouped[k] = [*([grouped[k]] if isinstance(grouped.get(k), str) else grouped.get(k, [])), v]
+            body = FromTracesBody(filter=grouped, limit=limit)
+            items = await trace_items(cast(Any, ui.services).traces, who.project_id, body)
+            await services.datasets.add_items(who.project_id, dataset, items)
+        except (InvalidInputError, NotFoundError, ConflictError, ValueError) as exc:
+            return RedirectResponse(f"{back}?error={quote(getattr(exc, 'message', str(exc)))}", 303)
+        return RedirectResponse(back, status_code=303)
+
+
+def _json_field(raw: Any, name: str) -> Any:
+    try:
+        return orjson.loads(str(raw or ""))
+    except orjson.JSONDecodeError:
+        raise InvalidInputError(f"{name} must be JSON", param=name) from None

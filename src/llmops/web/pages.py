@@ -216,7 +216,7 @@ def mount_web(app: FastAPI, services: WebServices, authenticate: Authenticate) -
     review_routes(router, ui, same_origin)
     from llmops.web.eval_pages import eval_routes  # evals: datasets + experiments; it imports this module
 
-    eval_routes(router, ui)
+    eval_routes(router, ui, same_origin)
     from llmops.web.rag_pages import rag_routes  # RAG core; it imports this module
 
     rag_routes(router, ui)

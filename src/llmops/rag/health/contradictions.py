@@ -269,9 +269,9 @@ def find_contradictions(
         stats.nli_pairs = 2 * len(verdicts)
         for v, f, r in zip(verdicts, forward, backward, strict=True):
             v.evidence["nli"] = [round(f, 3), round(r, 3)]
-            if v.needs_adjudication:
+            if v.needs_adjudication:  # NLI is the only evidence: confident pairs go to the adjudicator, others out
                 v.needs_adjudication = min(f, r) >= config.nli_threshold
-                v.score = round(min(f, r), 3)
+                v.score = round(min(f, r), 3) if v.needs_adjudication else 0.0
             else:
                 v.score = round(0.8 * v.score + 0.2 * (f + r) / 2, 3)
     out = [v for v in verdicts if v.score > 0 or v.needs_adjudication]
