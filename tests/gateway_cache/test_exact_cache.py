@@ -185,3 +185,21 @@ def test_redis_mode_serves_hits_from_redis(
         assert row["entries"] == 1
         assert c.delete("/api/cache").json()["deleted"] == 1
     assert chat(server, text="redis?").headers["x-llmops-cache"] == "miss"
+
+
+def test_store_outage_degrades_to_a_visible_bypass(
+    server_factory,
+    fake_upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    """With the cache's Redis unreachable, requests are still answered (from upstream), the header says bypass and
+    the span carries llmops.cache.error: never a failed request, never a silent substitute."""
+    from tests.gateway_cache.conftest import cached_config
+    from tests.support.postgres import free_port
+
+    server = server_factory(config=cached_config(fake_upstream), redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    for _ in range(2):
+        r = chat(server, text="outage")
+        assert r.status_code == 200 and r.headers["x-llmops-cache"] == "bypass"
+    assert upstream_calls(fake_upstream) == 2
+    attrs = span_attributes(server, r.headers["x-llmops-trace-id"])
+    assert attrs["llmops.cache.status"] == "bypass" and "ConnectionError" in attrs["llmops.cache.error"]

@@ -70,7 +70,7 @@ def version_json(v: DatasetVersion, *, offset: int = 0, limit: int = 100) -> dic
         "version": v.version,
         "item_count": len(v.items),
         "items": [i.to_dict() for i in page],
-        "next_offset": offset + limit if offset + limit < len(v.items) else None,
+        "next_offset": offset + limit if 0 < limit and offset + limit < len(v.items) else None,
     }
 
 

@@ -21,6 +21,7 @@ with ``llmops.cache.status``/``kind``/``saved_usd`` (the original call's cost). 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ MAX_TTL_S = 30 * 86400
 # Fields that do not change what the model answers: a streamed and a plain request share an entry.
 _NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store", "llmops_prompt", "llmops"})
 _SEMANTIC_KIND = "semantic"
+log = logging.getLogger("llmops.gateway.cache")
 
 
 class ExactCacheStore(Protocol):
@@ -161,9 +163,12 @@ class CachePlan:
     kind: Literal["exact", "semantic"] = "exact"
     saved_usd: float = 0.0
     similarity: float | None = None
+    error: str | None = None  # the store failed: the request went upstream (bypass), and the span says why
 
     def attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {"llmops.cache.status": self.status}
+        if self.error:
+            attrs["llmops.cache.error"] = self.error
         if self.status == "hit":
             attrs["llmops.cache.kind"] = self.kind
             attrs["llmops.cache.saved_usd"] = self.saved_usd
@@ -254,12 +259,18 @@ class ResponseCache:
             stats.misses += plan.status == "miss"
             return None
         now = self._clock.now_ns()
-        found = await self._store.find(plan.project_id, plan.key, now)
-        if found is None and plan.semantic and self._semantic is not None:
-            near = await self._semantic.find(plan.project_id, plan.alias, body, plan.config, now)
-            if near is not None:
-                plan.kind, plan.similarity = "semantic", near[2]
-                found = near[0], near[1]
+        try:
+            found = await self._store.find(plan.project_id, plan.key, now)
+            if found is None and plan.semantic and self._semantic is not None:
+                near = await self._semantic.find(plan.project_id, plan.alias, body, plan.config, now)
+                if near is not None:
+                    plan.kind, plan.similarity = "semantic", near[2]
+                    found = near[0], near[1]
+        except Exception as exc:  # store down (Redis, database): serve from upstream, visibly, and keep nothing
+            log.warning("cache lookup failed for route %r", plan.alias, exc_info=True)
+            plan.status, plan.store, plan.error = "bypass", False, f"{type(exc).__name__}: {exc}"[:200]
+            stats.bypass += 1
+            return None
         if found is None:
             plan.status = "miss"
             stats.misses += 1

@@ -179,10 +179,14 @@ class GatewayService:
         # --- response cache (gateway/cache.py): lookup after admission; a hit never calls upstream, costs 0 ---
         plan = None
         if self._cache is not None:
-            plan = self._cache.plan(
-                ctx.principal.project_id, req.model, raw, header=ctx.cache, ttl_header=ctx.cache_ttl,
-                attributes=ctx.attributes,
-            )  # fmt: skip
+            try:  # a bad x-llmops-cache header is recorded like any refusal (which also releases the reservation)
+                plan = self._cache.plan(
+                    ctx.principal.project_id, req.model, raw, header=ctx.cache, ttl_header=ctx.cache_ttl,
+                    attributes=ctx.attributes,
+                )  # fmt: skip
+            except LlmopsError as exc:
+                self._fail(ctx, "chat", req.model, raw, exc, content)
+                raise
             if plan is not None:
                 cached = await self._cache.lookup(plan, raw)
                 ctx.attributes.update(plan.attributes())
