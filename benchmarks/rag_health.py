@@ -12,7 +12,7 @@ corpus and its held-out part, and what the background check saves an ingest.
    inline (the ingest waits, the old behaviour) vs queued to the background worker (the default); wall time of
    the ingest calls, then the time until the background check has drained.
 
-Writes .bench/rag_health.json. Usage: python benchmarks/rag_health.py [--scale 4]
+Writes .bench/rag_health.json. Usage: python benchmarks/rag_health.py [--scale 2]
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ async def ingest_run(background: bool, threads: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args, _ = parser.parse_known_args()
     embedder = OnnxEmbedder(threads=args.threads)
