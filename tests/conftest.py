@@ -77,6 +77,10 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
             services = build_services(settings)
             app = create_app(settings, services=services)
             base = stack.enter_context(serve_in_thread(app))
+            for provider in services.factory.providers:  # the model load swaps sys.stdout: let it finish first
+                ready = getattr(provider, "ready", None)
+                if ready is not None:
+                    ready(60)
             assert services.bootstrap_key is not None
             return RunningServer(base, services.bootstrap_key.secret, services, home)
 

@@ -68,7 +68,16 @@ class LlamaCppProvider:
             return self._llm
 
     def warm_up(self) -> None:
-        self._executor.submit(self._model)
+        self._warm = self._executor.submit(self._model)
+
+    def ready(self, timeout_s: float | None = None) -> None:
+        """Block until a warm-up started by :meth:`warm_up` has loaded the model (no-op without one).
+
+        llama-cpp-python silences the model load by swapping ``sys.stdout``/``sys.stderr`` process-wide; code
+        that swaps them too in the same process (an in-process CLI runner) waits for the load to be over."""
+        warm = getattr(self, "_warm", None)
+        if warm is not None:
+            warm.result(timeout=timeout_s)
 
     def _admit(self) -> None:
         if self._in_flight >= self._capacity:
