@@ -103,3 +103,43 @@ def test_cli_prompt_and_model_targets_through_a_server(tmp_path: Path, fake_upst
     results = Runner(engine).results("default", "p1")
     engine.dispose()
     assert len(results) == 12 and all(r["trace_id"] and r["output"].startswith("echo: q") for r in results)
+
+
+def test_cli_builds_a_dataset_from_gateway_traces_and_runs_it(tmp_path: Path, fake_upstream, server_factory) -> None:  # type: ignore[no-untyped-def]
+    """`llmops eval dataset from-traces` (bulk by filter, then one trace) on a running server, exported as JSONL
+    and run by `llmops eval run` against the same model: every item passes; bad options exit 2."""
+    import openai
+
+    from tests.conftest import fake_config, openai_dep
+
+    cfg = fake_config(fake_upstream, {"name": "fake", "deployments": [openai_dep(fake_upstream, "gpt-fake")]})
+    srv = server_factory(cfg)
+    client = openai.OpenAI(base_url=srv.v1, api_key=srv.key, max_retries=0)
+    trace_ids = []
+    for i in range(6):
+        raw = client.chat.completions.with_raw_response.create(
+            model="fake",
+            messages=[{"role": "user", "content": f"question {i}"}],
+            extra_headers={"x-llmops-tags": "prod"},
+        )
+        trace_ids.append(raw.headers["x-llmops-trace-id"])
+    client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "untagged"}])
+    srv.flush()
+    server = ["--base-url", srv.base_url, "--api-key", srv.key]
+    env = {"OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
+    bulk = _run(
+        ["dataset", "from-traces", "prod-qs", "--filter", "tag=prod", "--out", "d.jsonl", *server], tmp_path, **env
+    )
+    assert bulk.returncode == 0, bulk.stdout + bulk.stderr
+    assert "version 1: 6 added, 6 items" in bulk.stdout
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all('"source"' in line and "question" in line for line in lines)
+    one = _run(["dataset", "from-traces", "prod-qs", "--trace-id", trace_ids[0], *server], tmp_path, **env)
+    assert one.returncode == 0 and "version 2: 1 added, 7 items" in one.stdout, one.stdout + one.stderr
+    neither = _run(["dataset", "from-traces", "prod-qs", *server], tmp_path, **env)
+    assert neither.returncode == 2 and "--trace-id or at least one --filter" in neither.stderr
+    (tmp_path / "e.yaml").write_text("dataset: d.jsonl\ntarget: {model: fake}\nscorers: [exact]\n")
+    run = _run(
+        ["run", "e.yaml", "--db", str(tmp_path / "g.db"), "--base-url", srv.v1, "--api-key", srv.key], tmp_path, **env
+    )
+    assert run.returncode == 0 and "PASS" in run.stdout, run.stdout + run.stderr

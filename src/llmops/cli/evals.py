@@ -10,12 +10,15 @@ import asyncio
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
+import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from llmops.cli.client import _api_key, _base_url, _fail, _options
 from llmops.core.db import create_db_engine, upgrade
 from llmops.core.errors import LlmopsError
 
@@ -163,3 +166,59 @@ def ds_export(name: str, version: int | None, fmt: str, db: str, project: str) -
 def ds_list(db: str, project: str) -> None:
     for d in asyncio.run(_svc(db).list_datasets(project)):
         click.echo(f"{d['name']}\tv{d['version']}")
+
+
+@dataset_group.command("from-traces")
+@click.argument("name")
+@click.option("--trace-id", help="Add this one trace (its LLM spans).")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Trace filter, as on GET /api/traces (e.g. tag=prod, model=gpt-4o); repeatable.",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the new version as JSONL here.")
+@_options
+def ds_from_traces(
+    name: str,
+    trace_id: str | None,
+    filters: tuple[str, ...],
+    limit: int,
+    out: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+) -> None:
+    """Build (or extend) dataset NAME on a running server from its traces; prints the new version."""
+    if (trace_id is None) == (not filters):
+        raise click.UsageError("give --trace-id or at least one --filter")
+    flt: dict[str, list[str]] = {}
+    for pair in filters:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--filter {pair!r} is not KEY=VALUE")
+        flt.setdefault(key, []).append(value)
+    body: dict[str, Any] = {"trace_id": trace_id} if trace_id else {"filter": flt, "limit": limit}
+    headers = {"authorization": f"Bearer {_api_key(api_key)}"}
+    try:
+        with httpx.Client(base_url=_base_url(base_url), headers=headers, timeout=120) as api:
+            _from_traces(api, name, body, out)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the server: {exc}") from exc
+
+
+def _from_traces(api: httpx.Client, name: str, body: dict[str, Any], out: Path | None) -> None:
+    created = api.post("/api/datasets", json={"name": name})
+    if created.status_code not in (201, 409):
+        _fail(created)
+    resp = api.post(f"/api/datasets/{quote(name, safe='')}/items/from-traces", json=body)
+    if resp.status_code != 201:
+        _fail(resp)
+    info = resp.json()
+    click.echo(f"dataset {name!r} version {info['version']}: {info['added']} added, {info['item_count']} items")
+    if out is not None:
+        exported = api.get(f"/api/datasets/{quote(name, safe='')}/export", params={"format": "jsonl"})
+        if exported.status_code != 200:
+            _fail(exported)
+        out.write_bytes(exported.content)
