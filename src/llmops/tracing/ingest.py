@@ -209,15 +209,9 @@ class IngestService:
         """Store one ``ExportTraceServiceRequest``; returns after the commit (see the module docstring)."""
         self.stats.requests += 1
         loop = asyncio.get_running_loop()
-        job = _Job(
-            body,
-            encoding,
-            media,
-            DecodeContext(project_id, key_id, self._max_value_chars),
-            self.max_body_bytes,
-            self._redaction(project_id),
-            self._prepare_rows,
-        )
+        policy = await loop.run_in_executor(None, self._redaction, project_id)  # may read the database
+        ctx = DecodeContext(project_id, key_id, self._max_value_chars)
+        job = _Job(body, encoding, media, ctx, self.max_body_bytes, policy, self._prepare_rows)
         try:
             pool = self._process_pool()
             if pool is not None:
