@@ -103,18 +103,19 @@ class SqlExactCacheStore:
     async def purge(self, project_id: str) -> int:
         return await asyncio.to_thread(self._purge_sync, project_id)
 
-    def _count_sync(self, project_id: str, now_ns: int) -> dict[str, int]:
-        t = cache_table
-        q = (
-            sa.select(t.c.alias, sa.func.count())
-            .where(t.c.project_id == project_id, t.c.expires_ns > now_ns)
-            .group_by(t.c.alias)
-        )
-        with self._engine.connect() as conn:
-            return {str(a): int(n) for a, n in conn.execute(q)}
-
     async def count(self, project_id: str, now_ns: int) -> dict[str, int]:
-        return await asyncio.to_thread(self._count_sync, project_id, now_ns)
+        return await asyncio.to_thread(_live_entries_by_alias, self._engine, cache_table, project_id, now_ns)
+
+
+def _live_entries_by_alias(engine: Engine, t: sa.Table, project_id: str, now_ns: int) -> dict[str, int]:
+    """Unexpired entries of a project per route alias (both cache tables share these columns)."""
+    q = (
+        sa.select(t.c.alias, sa.func.count())
+        .where(t.c.project_id == project_id, t.c.expires_ns > now_ns)
+        .group_by(t.c.alias)
+    )
+    with engine.connect() as conn:
+        return {str(a): int(n) for a, n in conn.execute(q)}
 
 
 class SqlSemanticCacheStore:
@@ -125,14 +126,7 @@ class SqlSemanticCacheStore:
         self._sweep_every, self._writes = sweep_every, 0
 
     def count(self, project_id: str, now_ns: int) -> dict[str, int]:
-        t = semantic_table
-        q = (
-            sa.select(t.c.alias, sa.func.count())
-            .where(t.c.project_id == project_id, t.c.expires_ns > now_ns)
-            .group_by(t.c.alias)
-        )
-        with self._engine.connect() as conn:
-            return {str(a): int(n) for a, n in conn.execute(q)}
+        return _live_entries_by_alias(self._engine, semantic_table, project_id, now_ns)
 
     def load(self, project_id: str, alias: str, now_ns: int) -> list[dict[str, Any]]:
         t = semantic_table
