@@ -21,7 +21,6 @@ running llmops server through the official ``openai`` client (:class:`RemoteTarg
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,7 +29,6 @@ import orjson
 
 from llmops.core.errors import InvalidInputError, UpstreamError
 from llmops.core.http import HttpClient
-from llmops.core.ids import new_id, new_span_id, new_trace_id
 from llmops.evals.datasets import DatasetItem
 from llmops.evals.runner import Target, TargetOutput, python_target
 from llmops.gateway import CallContext, GatewayService
@@ -211,15 +209,8 @@ class GatewayTargets:
     run_id: str = ""
 
     async def __call__(self, body: dict[str, Any]) -> TargetOutput:
-        ctx = CallContext(
-            principal=self.principal,
-            request_id=new_id("req"),
-            trace_id=new_trace_id(),
-            span_id=new_span_id(),
-            parent_span_id=None,
-            user_id=None,
-            session_id=None,
-            start_ns=time.time_ns(),
+        ctx = CallContext.internal(
+            self.principal,
             attributes={"llmops.experiment.run_id": self.run_id} if self.run_id else {},
             tags=["experiment"],
         )

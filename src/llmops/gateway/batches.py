@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from llmops.core.errors import ConflictError, InvalidInputError, LlmopsError, NotFoundError, error_envelope
-from llmops.core.ids import new_id, new_span_id, new_trace_id
+from llmops.core.ids import new_id
 from llmops.gateway.files import FileService, LineReader
 from llmops.gateway.recording import CallContext, parse_tags
 from llmops.gateway.service import GatewayService, Reply
@@ -467,19 +467,12 @@ class BatchService:
 
     def _context(self, batch: Batch, body: dict[str, Any]) -> CallContext:
         user = body.get("user")
-        ctx = CallContext(
-            principal=batch.principal,
-            request_id=new_id("req"),
-            trace_id=new_trace_id(),
-            span_id=new_span_id(),
-            parent_span_id=None,
+        return CallContext.internal(
+            batch.principal,
             user_id=str(user)[:256] if user else None,
-            session_id=None,
-            start_ns=time.time_ns(),
+            attributes={"llmops.batch_id": batch.batch_id},
             tags=parse_tags(None, body),
         )
-        ctx.attributes["llmops.batch_id"] = batch.batch_id
-        return ctx
 
     async def _finalize(self, batch: Batch) -> None:
         """Write the output and error files from the durable results, then the final status."""

@@ -6,12 +6,14 @@ is captured unless ``LLMOPS_GATEWAY_CAPTURE_CONTENT=false``, each text cut to ``
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
 from llmops.core.errors import Attempt, InvalidInputError
+from llmops.core.ids import new_id, new_span_id, new_trace_id
 from llmops.gateway.routing import Deployment
 from llmops.projects import Principal
 from llmops.tracing import Span
@@ -44,6 +46,32 @@ class CallContext:
     cache_ttl: str | None = None  # the x-llmops-cache-ttl header (see gateway.cache)
     tags: list[str] = field(default_factory=list)  # metadata.tags / x-llmops-tags (parse_tags): span llmops.tags
     admission: Any = None  # budgets + rate limits: the call's ratelimits.Admission, settled once in _record
+
+    @classmethod
+    def internal(
+        cls,
+        principal: Principal,
+        *,
+        trace_id: str | None = None,
+        parent_span_id: str | None = None,
+        user_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> CallContext:
+        """The context of a call the platform makes itself (experiments, judges, batches, corpus health): fresh
+        ids (a new trace unless ``trace_id``), started now, billed and recorded under ``principal``."""
+        return cls(
+            principal=principal,
+            request_id=new_id("req"),
+            trace_id=trace_id or new_trace_id(),
+            span_id=new_span_id(),
+            parent_span_id=parent_span_id,
+            user_id=user_id,
+            session_id=None,
+            start_ns=time.time_ns(),
+            attributes=attributes if attributes is not None else {},
+            tags=tags if tags is not None else [],
+        )
 
 
 MAX_TAGS = 20

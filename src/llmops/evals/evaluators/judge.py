@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
 
 from llmops.core.errors import LlmopsError
-from llmops.core.ids import new_id, new_span_id, new_trace_id
+from llmops.core.ids import new_trace_id
 from llmops.evals.evaluators._base import Params, Scorer
 from llmops.evals.evaluators._rubrics import Rubric, rubric_from
 from llmops.evals.evaluators._text import question_of
 from llmops.evals.evaluators.registry import EvaluatorDeps
 from llmops.evals.models import EvalCase, ScoreResult
-from llmops.gateway.recording import CallContext
+from llmops.gateway import CallContext
 
 JUDGE_TAG = "llmops-judge"
 MAX_FIELD_CHARS = 8000
@@ -151,17 +150,7 @@ class LlmJudge(Scorer):
         }
         if isinstance(case.metadata.get("trace_id"), str):
             attrs["llmops.judge.target_trace_id"] = case.metadata["trace_id"]
-        return CallContext(
-            principal=principal,
-            request_id=new_id("req"),
-            trace_id=trace_id,
-            span_id=new_span_id(),
-            parent_span_id=parent,
-            user_id=None,
-            session_id=None,
-            start_ns=time.time_ns(),
-            attributes=attrs,
-        )
+        return CallContext.internal(principal, trace_id=trace_id, parent_span_id=parent, attributes=attrs)
 
     def _request(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         return {

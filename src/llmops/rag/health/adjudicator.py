@@ -7,12 +7,10 @@ answer that is not one counts as "no contradiction" (the pair stays unreported) 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any, Protocol
 
 import orjson
 
-from llmops.core.ids import new_id, new_span_id, new_trace_id
 from llmops.gateway import CallContext
 from llmops.projects import Principal
 
@@ -38,16 +36,7 @@ class GatewayAdjudicator:
 
     async def adjudicate(self, first: str, second: str) -> tuple[bool, float, str]:
         principal = Principal(self.project_id, "rag-health", "rag-health", is_admin=False)
-        ctx = CallContext(
-            principal=principal,
-            request_id=new_id("req"),
-            trace_id=new_trace_id(),
-            span_id=new_span_id(),
-            parent_span_id=None,
-            user_id=None,
-            session_id=None,
-            start_ns=time.time_ns(),
-        )
+        ctx = CallContext.internal(principal)
         raw = {
             "model": self._model,
             "temperature": 0,
