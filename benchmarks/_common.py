@@ -90,3 +90,30 @@ def save(name: str, data: dict) -> None:  # type: ignore[type-arg]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2))
     print(json.dumps(data, indent=2))
+
+
+def serve_env(home: Path, port: int, key: str, **extra: str) -> dict[str, str]:
+    """The environment of a benchmarked `llmops serve`: state in ``home`` (with its llmops.yaml), fixed admin key."""
+    return {
+        "LLMOPS_HOME": str(home),
+        "LLMOPS_PORT": str(port),
+        "LLMOPS_ADMIN_KEY": key,
+        "LLMOPS_CONFIG": str(home / "llmops.yaml"),
+        "LLMOPS_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@contextmanager
+def optional_redis() -> Iterator[str | None]:
+    """A throwaway redis-server's URL (the test suite's helper), or None when Redis is not installed."""
+    try:
+        from tests.support.redis_server import RedisUnavailable, running_redis
+    except ImportError:
+        yield None
+        return
+    try:
+        with running_redis() as url:
+            yield url
+    except RedisUnavailable:
+        yield None

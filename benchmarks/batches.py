@@ -23,7 +23,7 @@ import orjson
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import LLMOPS, PY, free_port, pct, process, save  # noqa: E402
+from _common import LLMOPS, PY, free_port, pct, process, save, serve_env  # noqa: E402
 
 KEY = "sk-llmops-benchmark-key-0000000000000000"
 HEADERS = {"authorization": f"Bearer {KEY}"}
@@ -82,14 +82,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp())
     deployment = {"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "bench"}
     (home / "llmops.yaml").write_text(yaml.safe_dump({"models": [{"name": "bench", "deployments": [deployment]}]}))
-    env = {
-        "LLMOPS_HOME": str(home),
-        "LLMOPS_PORT": str(gw_port),
-        "LLMOPS_ADMIN_KEY": KEY,
-        "LLMOPS_CONFIG": str(home / "llmops.yaml"),
-        "LLMOPS_LOG_LEVEL": "warning",
-        "LLMOPS_BATCH_CONCURRENCY": str(CONCURRENCY),
-    }
+    env = serve_env(home, gw_port, KEY, LLMOPS_BATCH_CONCURRENCY=str(CONCURRENCY))
     base = f"http://127.0.0.1:{gw_port}"
     with (
         process(

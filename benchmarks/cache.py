@@ -11,11 +11,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import LLMOPS, PY, free_port, pct, process, save  # noqa: E402
+from _common import LLMOPS, PY, free_port, optional_redis, pct, process, save, serve_env  # noqa: E402
 
 KEY = "sk-llmops-benchmark-key-0000000000000000"
 BODY = b'{"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5, "temperature": 0}'
@@ -40,14 +38,7 @@ def exact_hit(n: int, redis_url: str | None) -> dict[str, object]:
     dep = {"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "bench"}
     cfg = {"models": [{"name": "bench", "deployments": [dep], "cache": {"exact": {"enabled": True}}}]}
     (home / "llmops.yaml").write_text(yaml.safe_dump(cfg))
-    env = {
-        "LLMOPS_HOME": str(home),
-        "LLMOPS_PORT": str(gw_port),
-        "LLMOPS_ADMIN_KEY": KEY,
-        "LLMOPS_CONFIG": str(home / "llmops.yaml"),
-        "LLMOPS_LOG_LEVEL": "warning",
-        **({"LLMOPS_REDIS_URL": redis_url} if redis_url else {}),
-    }
+    env = serve_env(home, gw_port, KEY, **({"LLMOPS_REDIS_URL": redis_url} if redis_url else {}))
     direct = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gateway = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     runs: dict[str, list[float]] = {"direct": [], "hit": [], "proxied": []}
@@ -123,27 +114,13 @@ def semantic_lookup(entries: int, queries: int) -> dict[str, object]:
     }
 
 
-@contextlib.contextmanager
-def _redis() -> Iterator[str | None]:
-    try:
-        from tests.support.redis_server import RedisUnavailable, running_redis
-    except ImportError:
-        yield None
-        return
-    try:
-        with running_redis() as url:
-            yield url
-    except RedisUnavailable:
-        yield None
-
-
 def main() -> None:
     quick = "--quick" in sys.argv
     n = 300 if quick else 2000
     result: dict[str, object] = {}
     if "--semantic-only" not in sys.argv:
         result["exact_sqlite"] = exact_hit(n, None)
-        with _redis() as url:
+        with optional_redis() as url:
             if url:
                 result["exact_redis"] = exact_hit(n, url)
     result["semantic"] = semantic_lookup(20_000 if quick else 100_000, 300 if quick else 2000)

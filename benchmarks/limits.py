@@ -16,15 +16,13 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
-from _common import pct, save  # noqa: E402
+from _common import optional_redis, pct, save  # noqa: E402
 
 from llmops.core.db import create_db_engine, upgrade  # noqa: E402
 from llmops.gateway._limits_sql import SqlLimitsStore  # noqa: E402
@@ -114,20 +112,6 @@ async def _mode(engine: Any, redis_url: str | None, n: int) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _redis() -> Iterator[str | None]:
-    try:
-        from tests.support.redis_server import RedisUnavailable, running_redis
-    except ImportError:
-        yield None
-        return
-    try:
-        with running_redis() as url:
-            yield url
-    except RedisUnavailable:
-        yield None
-
-
 def main() -> None:
     n = 2000 if "--quick" in sys.argv else 20000
     result: dict[str, Any] = {}
@@ -135,7 +119,7 @@ def main() -> None:
         engine = create_db_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         upgrade(engine)
         result["sqlite_mode"] = asyncio.run(_mode(engine, None, n))
-        with _redis() as url:
+        with optional_redis() as url:
             if url:
                 result["redis_mode"] = asyncio.run(_mode(engine, url, n))
         engine.dispose()
