@@ -574,6 +574,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc.loop = asyncio.get_running_loop()
         checkpointer.start()
         svc.recorder.start()
+        svc.ingest.start()  # the OTLP ingest worker process, in the background
         svc.retention.start()
         if svc.online_worker is not None and svc.settings.online_eval.enabled:  # review / online evals
             svc.online_worker.start()

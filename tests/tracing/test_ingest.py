@@ -178,6 +178,10 @@ def test_a_partly_replayed_batch_adds_only_its_new_spans(
     """Same result with the worker process (1) and in-thread (0): a batch repeating stored spans next to new ones
     stores the new ones, and the trace's aggregates count each span once (tokens, span count)."""
     srv = server_factory(tracing=TracingSettings(ingest_workers=workers))
+    deadline = time.monotonic() + 60
+    while workers and not srv.services.ingest.worker_ready():  # started in the background at start-up
+        assert time.monotonic() < deadline, "the ingest worker process did not start"
+        time.sleep(0.05)
     tid, sid = otlp.new_ids()
     usage = {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}
     first = [otlp.span(tid, sid, attrs=usage), otlp.span(tid, otlp.new_ids()[1], parent=sid, attrs=usage)]
@@ -189,6 +193,7 @@ def test_a_partly_replayed_batch_adds_only_its_new_spans(
     t = _trace(srv, tid)
     assert t["span_count"] == 5
     assert (t["input_tokens"], t["output_tokens"]) == (50, 10)
+    assert srv.services.ingest.stats.prepared_in_worker == (3 if workers else 0)
 
 
 def _status(resp: httpx.Response) -> Status:

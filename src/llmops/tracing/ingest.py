@@ -25,7 +25,7 @@ import multiprocessing as mp
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -53,6 +53,7 @@ class IngestStats:
     accepted: int = 0
     rejected: int = 0
     failed_requests: int = 0
+    prepared_in_worker: int = 0  # batches decoded by the worker process (the rest: in the writer thread)
 
 
 def media_type(content_type: str | None) -> MediaType:
@@ -158,6 +159,10 @@ def _prepare(job: _Job) -> _Prepared | _Failed:
     return _Prepared(rows, export_response(decoded, job.media), len(spans), decoded.rejected, decoded.error_message)
 
 
+def _ready() -> bool:
+    return True
+
+
 class IngestService:
     """Two stages, pipelined: a worker process decodes, maps, redacts and builds rows (CPU-bound Python, so a
     process: threads would contend for the GIL with the event loop); one writer thread runs the SQL and commits,
@@ -183,12 +188,21 @@ class IngestService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-ingest")
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_ready: Future[bool] | None = None
         self._pool_lock = threading.Lock()
         self.stats = IngestStats()
 
+    def start(self) -> None:
+        """Start the worker process in the background (the app's start-up calls this; batches that arrive before
+        it is ready are prepared in the writer thread, so a restarted server ingests at once)."""
+        self._process_pool()
+
+    def worker_ready(self) -> bool:
+        return self._process_pool() is not None
+
     def _process_pool(self) -> ProcessPoolExecutor | None:
-        """Started on first use (servers that never ingest never pay for it); forkserver, since forking a
-        process with running threads is unsafe."""
+        """The worker pool once it has answered its first (no-op) task, else None. forkserver, since forking a
+        process with running threads is unsafe; created on first use when :meth:`start` was not called."""
         if self._workers <= 0:
             return None
         with self._pool_lock:
@@ -196,7 +210,9 @@ class IngestService:
                 ctx = mp.get_context("forkserver")
                 ctx.set_forkserver_preload(["llmops.tracing.ingest"])
                 self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
-            return self._pool
+                self._pool_ready = self._pool.submit(_ready)
+            warm = self._pool_ready
+            return self._pool if warm is not None and warm.done() and warm.exception() is None else None
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -217,10 +233,9 @@ class IngestService:
             if pool is not None:
                 try:
                     prepared = await loop.run_in_executor(pool, _prepare, job)
-                except (
-                    BrokenProcessPool
-                ):  # a worker died (OOM-killed, …): this batch runs in-thread, next gets a new pool
-                    with self._pool_lock:
+                    self.stats.prepared_in_worker += 1
+                except BrokenProcessPool:  # a worker died (OOM-killed, …): this batch runs in-thread
+                    with self._pool_lock:  # and the next one starts a new pool
                         self._pool = None
                     prepared = await loop.run_in_executor(self._writer, _prepare, job)
             else:
