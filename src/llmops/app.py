@@ -243,7 +243,7 @@ def build_limits(
     if settings.redis_url:
         from llmops.gateway._limits_redis import RedisCounters, RedisJoint, RedisWindows
 
-        redis_counters = RedisCounters(settings.redis_url, store)
+        redis_counters = RedisCounters(settings.redis_url, store, clock=clock)
         counters, windows, joint = redis_counters, RedisWindows(settings.redis_url), RedisJoint(redis_counters)
     else:
         counters, windows = MemoryCounters(store), MemoryWindows()
@@ -618,6 +618,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # FastAPI's own OpenTelemetry instrumentation checks the global providers on every request (~20 µs);
+        # the gateway records its calls itself, and the server is not meant to export its own HTTP telemetry
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = svc
 

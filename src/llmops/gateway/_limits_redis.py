@@ -1,117 +1,124 @@
 """Redis backends of budgets and rate limits (``LLMOPS_REDIS_URL``): several gateway processes, one limit.
 
 - ``llmops:budget:{budget_id}:{period_start}``: hash ``spent``, ``reserved`` (nano-dollars), expiring a day after
-  its period ends. A reservation is one Lua script over every budget the call is held to: it checks every hard
-  limit, then increments ``reserved`` everywhere, or changes nothing. Settling is one script too.
-  Settled spend is also written to the database (the durable ledger); a process seeds a counter it has not seen
-  from there with ``HSETNX`` (a Redis that lost its data starts from the ledger, not from 0).
+  its period ends; ``…:held``: a sorted set of the reservations in flight, member ``{reservation_id}:{amount}``,
+  score its deadline (epoch seconds: admission time + ``reservation_ttl_s``). A reservation whose process died
+  (killed, OOM, lost network) is swept by the next admission of that budget once its deadline has passed:
+  its amount leaves ``reserved`` and the headroom comes back without waiting for the period counter to expire.
+  Settling removes the member first, so a reservation is given back once only (settled, or swept, never both).
 - ``llmops:rl:{name}:{window}``: the sliding-window counters of ``gateway.ratelimits`` (two minutes of life).
-- ``RedisJoint``: a call's rate-limit windows and budget reservation in ONE script (one round trip): all charged
-  and reserved, or nothing.
+- ONE Lua script (``_LIMITS``, run by SHA with ``EVALSHA``) does everything a call needs, in one round trip:
+  the settlements of earlier calls of this process that are waiting to be sent, then every rate-limit window
+  and every hard budget checked (after sweeping expired reservations), then all charged and reserved, or
+  nothing. Settlements are queued (``RedisJoint.settle`` returns at once) and ride along with the next
+  admission of this process; when none comes within the same event-loop turn a flusher task sends them (one
+  script call for every queued settlement). So a busy process makes one round trip per call, not two.
+- Settled spend is also written to the database (the durable ledger, behind); a counter this process has not
+  seen yet is seeded from there inside the same script (``HSETNX``: a Redis that lost its data starts from the
+  ledger, not from 0).
 
 Fail closed: when Redis cannot be reached a call that needs a check is refused (503 ``storage_unavailable``),
-never let through unmetered. Settling retries briefly; a lost settlement keeps its amount reserved.
+never let through unmetered; its carried settlements are queued again. A settlement that cannot be sent after
+three tries is dropped with a warning: its reservation is swept when its deadline passes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import StorageUnavailableError
 from llmops.gateway.budgets import BudgetStore, Line, MemoryCounters
 from llmops.gateway.ratelimits import WINDOW_S, Check, Verdict, verdict
 
+log = logging.getLogger("llmops.gateway.limits")
+
 _PREFIX = "llmops:"
-_RESERVE = """
-local amt = tonumber(ARGV[1])
-local n = #KEYS
-local totals = {}
-for i = 1, n do
-  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
-  local total = tonumber(v[1] or '0') + tonumber(v[2] or '0')
-  local lim = ARGV[1 + i]
-  if lim ~= '' and total + amt > tonumber(lim) then return {i} end
-  totals[i] = total + amt
-end
-local out = {0}
-for i = 1, n do
-  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[1])
-  local exp = ARGV[1 + n + i]
-  if exp ~= '' then redis.call('EXPIREAT', KEYS[i], exp) end
-  out[i + 1] = totals[i]
-end
-return out
-"""
-_SETTLE = """
-for i = 1, #KEYS do
-  if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[2]) end
-  local left = redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[1]))
-  if left < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
-end
-return 1
-"""
-_ADMIT = """
-local nc = tonumber(ARGV[1])
-local frac = tonumber(ARGV[2])
-local vals = {}
-local refused = 0
-for i = 1, nc do
-  local prev = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local cur = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  vals[2 * i - 1] = prev
-  vals[2 * i] = cur
-  if refused == 0 and prev * (1 - frac) + cur + tonumber(ARGV[2 + 2 * i]) > tonumber(ARGV[1 + 2 * i]) then
-    refused = i
+RESERVATION_TTL_S = 900.0  # longer than any call (upstream timeouts × retries × fallbacks); see docs/budgets.md
+# Numbers travel as strings: Lua prints a large number as "1e+15", which INCRBY would refuse.
+_LIMITS = """
+local s = cjson.decode(ARGV[1])
+for _, e in ipairs(s.settle) do
+  local h, z = KEYS[e[1]], KEYS[e[2]]
+  if redis.call('ZREM', z, e[3]) == 1 then
+    if redis.call('HINCRBY', h, 'reserved', '-' .. e[4]) < 0 then redis.call('HSET', h, 'reserved', 0) end
   end
+  if e[5] ~= '0' then redis.call('HINCRBY', h, 'spent', e[5]) end
+  if e[6] ~= '' then redis.call('EXPIREAT', h, e[6]) end
 end
-local out = {1, refused}
-for i = 1, 2 * nc do out[2 + i] = vals[i] end
-if refused > 0 then return out end
-local base = 2 + 2 * nc
-local amt = tonumber(ARGV[base + 1])
-local nb = #KEYS - 2 * nc
+for _, e in ipairs(s.corr) do
+  redis.call('INCRBY', KEYS[e[1]], e[2])
+  redis.call('EXPIRE', KEYS[e[1]], 150)
+end
+local out = {0, 0}
+local frac = tonumber(s.frac)
+local refused = 0
+for i, w in ipairs(s.win) do
+  local prev = tonumber(redis.call('GET', KEYS[w[1]]) or '0')
+  local cur = tonumber(redis.call('GET', KEYS[w[2]]) or '0')
+  out[1 + 2 * i] = prev
+  out[2 + 2 * i] = cur
+  if refused == 0 and prev * (1 - frac) + cur + tonumber(w[4]) > tonumber(w[3]) then refused = i end
+end
+if refused > 0 then
+  out[1] = 1
+  out[2] = refused
+  return out
+end
+local base = 2 + 2 * #s.win
+local amt = tonumber(s.amt)
 local totals = {}
-for j = 1, nb do
-  local v = redis.call('HMGET', KEYS[2 * nc + j], 'spent', 'reserved')
+for j, b in ipairs(s.bud) do
+  local h, z = KEYS[b[1]], KEYS[b[2]]
+  if b[5] ~= '' then redis.call('HSETNX', h, 'spent', b[5]) end
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', s.now)
+  if #gone > 0 then
+    for _, m in ipairs(gone) do redis.call('HINCRBY', h, 'reserved', '-' .. string.match(m, ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', s.now)
+    if tonumber(redis.call('HGET', h, 'reserved')) < 0 then redis.call('HSET', h, 'reserved', 0) end
+  end
+  local v = redis.call('HMGET', h, 'spent', 'reserved')
   local total = tonumber(v[1] or '0') + tonumber(v[2] or '0')
-  local lim = ARGV[base + 1 + j]
-  if lim ~= '' and total + amt > tonumber(lim) then
+  if b[3] ~= '' and total + amt > tonumber(b[3]) then
     out[1] = 2
     out[2] = j
     return out
   end
   totals[j] = total + amt
 end
-for i = 1, nc do
-  redis.call('INCRBY', KEYS[2 * i], ARGV[2 + 2 * i])
-  redis.call('EXPIRE', KEYS[2 * i], 150)
+for _, w in ipairs(s.win) do
+  redis.call('INCRBY', KEYS[w[2]], w[4])
+  redis.call('EXPIRE', KEYS[w[2]], 150)
 end
-for j = 1, nb do
-  redis.call('HINCRBY', KEYS[2 * nc + j], 'reserved', ARGV[base + 1])
-  local exp = ARGV[base + 1 + nb + j]
-  if exp ~= '' then redis.call('EXPIREAT', KEYS[2 * nc + j], exp) end
-  out[2 + 2 * nc + j] = totals[j]
+local deadline = tonumber(s.now) + tonumber(s.ttl)
+for j, b in ipairs(s.bud) do
+  local h, z = KEYS[b[1]], KEYS[b[2]]
+  redis.call('HINCRBY', h, 'reserved', s.amt)
+  redis.call('ZADD', z, deadline, s.rid .. ':' .. s.amt)
+  if b[4] ~= '' then
+    redis.call('EXPIREAT', h, b[4])
+    redis.call('EXPIREAT', z, b[4])
+  end
+  out[base + j] = totals[j]
 end
-out[1] = 0
-out[2] = 0
 return out
 """
-_SETTLE_ALL = """
-local nb = tonumber(ARGV[1])
-for i = 1, nb do
-  if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3]) end
-  local left = redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[2]))
-  if left < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
+_USAGE = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if #gone > 0 then
+  for _, m in ipairs(gone) do redis.call('HINCRBY', KEYS[1], 'reserved', '-' .. string.match(m, ':(%d+)$')) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+  if tonumber(redis.call('HGET', KEYS[1], 'reserved')) < 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
 end
-for j = nb + 1, #KEYS do
-  redis.call('INCRBY', KEYS[j], ARGV[3 + j - nb])
-  redis.call('EXPIRE', KEYS[j], 150)
-end
-return 1
+return redis.call('HMGET', KEYS[1], 'spent', 'reserved')
 """
 _HIT = """
 local frac = tonumber(ARGV[1])
@@ -156,56 +163,162 @@ def _counter(budget_id: str, period_start: int) -> str:
     return f"{_PREFIX}budget:{budget_id}:{period_start}"
 
 
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass
+class _Settlement:
+    """A reservation to settle (``actual`` 0: release) and token-window corrections, waiting to be sent."""
+
+    lines: Sequence[Line]
+    reservation_id: str
+    reserved: int
+    actual: int
+    corrections: Sequence[tuple[str, int]]
+    window: int
+
+
+@dataclass
+class _Spec:
+    """The ``_LIMITS`` script's argument (JSON) and the keys it names by 1-based index."""
+
+    now_s: float
+    ttl_s: float
+    keys: list[str] = field(default_factory=list)
+    settle: list[list[Any]] = field(default_factory=list)
+    corr: list[list[Any]] = field(default_factory=list)
+    win: list[list[Any]] = field(default_factory=list)
+    bud: list[list[Any]] = field(default_factory=list)
+    frac: float = 0.0
+    amount: int = 0
+    reservation_id: str = ""
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def key(self, name: str) -> int:
+        i = self._index.get(name)
+        if i is None:
+            self.keys.append(name)
+            i = self._index[name] = len(self.keys)
+        return i
+
+    def add_settlement(self, st: _Settlement) -> None:
+        for ln in st.lines:
+            h = _counter(ln.budget_id, ln.period_start)
+            member = f"{st.reservation_id}:{st.reserved}"
+            self.settle.append(
+                [self.key(h), self.key(h + ":held"), member, str(st.reserved), str(st.actual), _opt(ln.expires_at)]
+            )
+        for name, delta in st.corrections:
+            self.corr.append([self.key(f"{_PREFIX}rl:{name}:{st.window}"), str(delta)])
+
+    def add_windows(self, checks: Sequence[Check], now_s: float) -> None:
+        w = int(now_s // WINDOW_S)
+        self.frac = (now_s % WINDOW_S) / WINDOW_S
+        for c in checks:
+            prev, cur = self.key(f"{_PREFIX}rl:{c.name}:{w - 1}"), self.key(f"{_PREFIX}rl:{c.name}:{w}")
+            self.win.append([prev, cur, str(c.limit), str(c.cost)])
+
+    def add_budgets(self, lines: Sequence[Line], amount: int, reservation_id: str, seeds: dict[str, int]) -> None:
+        self.amount, self.reservation_id = amount, reservation_id
+        for ln in lines:
+            h = _counter(ln.budget_id, ln.period_start)
+            seed = seeds.get(h)
+            self.bud.append([self.key(h), self.key(h + ":held"), _opt(ln.limit), _opt(ln.expires_at), _opt(seed)])
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "now": repr(self.now_s),
+                "ttl": repr(self.ttl_s),
+                "settle": self.settle,
+                "corr": self.corr,
+                "win": self.win,
+                "bud": self.bud,
+                "frac": repr(self.frac),
+                "amt": str(self.amount),
+                "rid": self.reservation_id,
+            }
+        )
+
+
 class RedisCounters:
     """``budgets.Counters`` in Redis; settled spend is also written behind to the database ledger."""
 
-    def __init__(self, url: str, store: BudgetStore) -> None:
+    def __init__(
+        self,
+        url: str,
+        store: BudgetStore,
+        *,
+        clock: Clock | None = None,
+        reservation_ttl_s: float = RESERVATION_TTL_S,
+    ) -> None:
         self.redis = connect(url)
-        self._reserve = self.redis.register_script(_RESERVE)
-        self._settle = self.redis.register_script(_SETTLE)
+        self._limits = self.redis.register_script(_LIMITS)
+        self._usage = self.redis.register_script(_USAGE)
         self._store = store
+        self._clock = clock or SystemClock()
+        self.reservation_ttl_s = reservation_ttl_s
         self.ledger = MemoryCounters(store)  # its write-behind batches the database writes
         self._seeded: set[str] = set()
 
-    async def seed(self, lines: Sequence[Line]) -> None:
+    def spec(self, now_s: float | None = None) -> _Spec:
+        return _Spec(self._clock.now_ns() / 1e9 if now_s is None else now_s, self.reservation_ttl_s)
+
+    async def seeds(self, lines: Sequence[Line]) -> dict[str, int]:
+        """Settled spend from the database of counters this process has not used yet (sent with ``HSETNX``)."""
+        out: dict[str, int] = {}
         for line in lines:
             key = _counter(line.budget_id, line.period_start)
             if key not in self._seeded:
-                spent = await asyncio.to_thread(self._store.spent, line.budget_id, line.period_start)
-                await self.redis.hsetnx(key, "spent", spent)  # type: ignore[misc]
-                self._seeded.add(key)
+                out[key] = await asyncio.to_thread(self._store.spent, line.budget_id, line.period_start)
+        return out
 
-    async def reserve(self, lines: Sequence[Line], amount: int) -> tuple[int, list[int]]:
-        keys = [_counter(line.budget_id, line.period_start) for line in lines]
-        args = [
-            str(amount),
-            *("" if line.limit is None else str(line.limit) for line in lines),
-            *("" if line.expires_at is None else str(line.expires_at) for line in lines),
-        ]
+    async def run(self, spec: _Spec, seeded: dict[str, int] | None = None) -> list[int]:
+        """One ``EVALSHA`` of ``_LIMITS`` (redis-py loads the script on ``NOSCRIPT``). Raises ``RedisError``."""
+        out = [int(v) for v in await self._limits(keys=spec.keys, args=[spec.encode()])]
+        if seeded:
+            self._seeded.update(seeded)
+        return out
+
+    async def write_ledger(self, settlements: Sequence[_Settlement]) -> None:
+        for st in settlements:
+            if st.actual and st.lines:
+                await self.ledger.settle(st.lines, 0, st.actual)  # durable ledger, written behind
+
+    async def reserve(self, lines: Sequence[Line], amount: int, *, reservation_id: str = "") -> tuple[int, list[int]]:
+        spec = self.spec()
         try:
-            await self.seed(lines)
-            out = [int(v) for v in await self._reserve(keys=keys, args=args)]
+            seeds = await self.seeds(lines)
+            spec.add_budgets(lines, amount, reservation_id or "anon", seeds)
+            out = await self.run(spec, seeds)
         except RedisError as exc:
             raise unavailable(exc) from exc
-        return out[0], out[1:]
+        return (out[1], []) if out[0] else (0, out[2:])
 
-    async def settle(self, lines: Sequence[Line], reserved: int, actual: int) -> None:
-        keys = [_counter(line.budget_id, line.period_start) for line in lines]
-        for attempt in range(3):  # a lost settlement would hold the reservation: retry briefly
+    async def settle(self, lines: Sequence[Line], reserved: int, actual: int, *, reservation_id: str = "") -> None:
+        st = _Settlement(lines, reservation_id or "anon", reserved, actual, (), 0)
+        await self.send_settlements([st])
+
+    async def send_settlements(self, batch: Sequence[_Settlement]) -> None:
+        """Settle now (one script call), retrying briefly; raises ``RedisError`` after three failures."""
+        spec = self.spec()
+        for st in batch:
+            spec.add_settlement(st)
+        for attempt in range(3):  # a lost settlement holds its reservation until the deadline: retry briefly
             try:
-                await self._settle(keys=keys, args=[str(reserved), str(actual)])
+                await self.run(spec)
                 break
             except RedisError:
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if actual:
-            await self.ledger.settle(lines, 0, actual)  # durable ledger, written behind
+        await self.write_ledger(batch)
 
     async def usage(self, budget_id: str, period_start: int) -> tuple[int, int]:
         key = _counter(budget_id, period_start)
         try:
-            spent, reserved = await self.redis.hmget(key, ["spent", "reserved"])  # type: ignore[misc]
+            spent, reserved = await self._usage(keys=[key, key + ":held"], args=[repr(self._clock.now_ns() / 1e9)])
         except RedisError as exc:
             raise unavailable(exc) from exc
         if spent is None:
@@ -253,56 +366,81 @@ class RedisWindows:
 
 
 class RedisJoint:
-    """``ratelimits.Joint`` in one Lua script (one round trip): every window checked, every hard budget checked,
-    then all charged and reserved, or nothing."""
+    """``ratelimits.Joint`` in one script call (one round trip): the queued settlements of this process, then every
+    window and every hard budget checked, then all charged and reserved, or nothing."""
 
     def __init__(self, counters: RedisCounters) -> None:
-        self._admit = counters.redis.register_script(_ADMIT)  # the counters' connection pool (closed with them)
-        self._settle = counters.redis.register_script(_SETTLE_ALL)
         self._counters = counters
+        self._pending: list[_Settlement] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def settle(
-        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+        self,
+        lines: Sequence[Line],
+        reserved: int,
+        actual: int,
+        corrections: Sequence[tuple[str, int]],
+        now_s: float,
+        *,
+        reservation_id: str = "",
     ) -> None:
-        w = int(now_s // WINDOW_S)
-        keys = [_counter(ln.budget_id, ln.period_start) for ln in lines]
-        keys += [f"{_PREFIX}rl:{name}:{w}" for name, _ in corrections]
-        args = [str(len(lines)), str(reserved), str(actual), *(str(d) for _, d in corrections)]
-        for attempt in range(3):  # a lost settlement would hold the reservation: retry briefly
-            try:
-                await self._settle(keys=keys, args=args)
-                break
-            except RedisError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        if actual and lines:
-            await self._counters.ledger.settle(lines, 0, actual)  # durable ledger, written behind
+        """Queue the settlement: the next admission carries it, or the flusher sends it in the next loop turn."""
+        self._pending.append(
+            _Settlement(lines, reservation_id or "anon", reserved, actual, corrections, int(now_s // WINDOW_S))
+        )
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0)  # an admission starting in this loop turn carries the queue instead
+        try:
+            await self.flush()
+        except RedisError:  # task boundary: the reservations are swept at their deadline
+            log.warning("settling reservations in Redis failed; they are released at their deadline", exc_info=True)
+
+    async def flush(self) -> None:
+        """Send every queued settlement now (one script call per batch)."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self._counters.send_settlements(batch)
 
     async def admit(
-        self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int
+        self,
+        checks: Sequence[Check],
+        now_s: float,
+        lines: Sequence[Line],
+        amount: int,
+        *,
+        reservation_id: str = "",
     ) -> tuple[Verdict, int, list[int]]:
-        w = int(now_s // WINDOW_S)
-        keys = [k for c in checks for k in (f"{_PREFIX}rl:{c.name}:{w - 1}", f"{_PREFIX}rl:{c.name}:{w}")]
-        keys += [_counter(line.budget_id, line.period_start) for line in lines]
-        args = [str(len(checks)), repr((now_s % WINDOW_S) / WINDOW_S)]
-        args += [str(v) for c in checks for v in (c.limit, c.cost)]
-        args += [str(amount), *("" if ln.limit is None else str(ln.limit) for ln in lines)]
-        args += ["" if ln.expires_at is None else str(ln.expires_at) for ln in lines]
+        spec = self._counters.spec(now_s)
+        carried: list[_Settlement] = []
         try:
-            if lines:
-                await self._counters.seed(lines)
-            out = [int(v) for v in await self._admit(keys=keys, args=args)]
+            seeds = await self._counters.seeds(lines) if lines else {}
+            carried, self._pending = self._pending, []
+            for st in carried:
+                spec.add_settlement(st)
+            spec.add_windows(checks, now_s)
+            spec.add_budgets(lines, amount, reservation_id or "anon", seeds)
+            out = await self._counters.run(spec, seeds)
         except RedisError as exc:
+            self._pending[:0] = carried  # not applied (a reply lost after it ran: spend counts twice, the safe side)
             raise unavailable(exc) from exc
-        values = [(out[2 + 2 * i], out[3 + 2 * i]) for i in range(len(checks))]
-        result = verdict(checks, values, now_s)
-        if out[0] == 1:  # the script refused a window (it decided: floats aside, the same formula)
-            if result.ok:
-                result = Verdict(False, [], out[1] - 1, 1.0)
-            return result, 0, []
-        if out[0] == 2:
-            return (result if result.ok else Verdict(True, [0] * len(checks))), out[1], []
-        if not result.ok:
-            result = Verdict(True, [0] * len(checks), reset_s=WINDOW_S - now_s % WINDOW_S)
-        return result, 0, out[2 + 2 * len(checks) :]
+        if carried:
+            await self._counters.write_ledger(carried)
+        return _decide(checks, now_s, out)
+
+
+def _decide(checks: Sequence[Check], now_s: float, out: list[int]) -> tuple[Verdict, int, list[int]]:
+    """(verdict, refusing budget, budget totals) from the script's answer."""
+    values = [(out[2 + 2 * i], out[3 + 2 * i]) for i in range(len(checks))]
+    result = verdict(checks, values, now_s)
+    if out[0] == 1:  # the script refused a window (it decided: floats aside, the same formula)
+        if result.ok:
+            result = Verdict(False, [], out[1] - 1, 1.0)
+        return result, 0, []
+    if out[0] == 2:
+        return (result if result.ok else Verdict(True, [0] * len(checks))), out[1], []
+    if not result.ok:
+        result = Verdict(True, [0] * len(checks), reset_s=WINDOW_S - now_s % WINDOW_S)
+    return result, 0, out[2 + 2 * len(checks) :]

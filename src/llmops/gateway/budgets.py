@@ -125,12 +125,13 @@ class Line:
 class Counters(Protocol):
     """Atomic spend/reservation counters (in-process or Redis), in nano-dollars."""
 
-    async def reserve(self, lines: Sequence[Line], amount: int) -> tuple[int, list[int]]:
+    async def reserve(self, lines: Sequence[Line], amount: int, *, reservation_id: str = "") -> tuple[int, list[int]]:
         """All-or-nothing: 0 and each line's ``spent + reserved`` after; or the 1-based index of the first hard
-        line that would go over its limit (nothing changed)."""
+        line that would go over its limit (nothing changed). ``reservation_id`` names the hold (Redis keeps one
+        entry per reservation, with a deadline, so a dead process's holds are swept)."""
         ...
 
-    async def settle(self, lines: Sequence[Line], reserved: int, actual: int) -> None: ...
+    async def settle(self, lines: Sequence[Line], reserved: int, actual: int, *, reservation_id: str = "") -> None: ...
 
     async def usage(self, budget_id: str, period_start: int) -> tuple[int, int]:
         """(spent, reserved) of one counter."""
@@ -160,8 +161,8 @@ class MemoryCounters:
                 spent = await asyncio.to_thread(self._store.spent, *k)
                 self._values.setdefault(k, [spent, 0])
 
-    async def reserve(self, lines: Sequence[Line], amount: int) -> tuple[int, list[int]]:
-        await self.preload(lines)
+    async def reserve(self, lines: Sequence[Line], amount: int, *, reservation_id: str = "") -> tuple[int, list[int]]:
+        await self.preload(lines)  # in-process holds die with the process: no per-reservation entry needed
         return self.take(lines, amount)
 
     def take(self, lines: Sequence[Line], amount: int) -> tuple[int, list[int]]:
@@ -174,7 +175,7 @@ class MemoryCounters:
             v[1] += amount
         return 0, [v[0] + v[1] for v in values]
 
-    async def settle(self, lines: Sequence[Line], reserved: int, actual: int) -> None:
+    async def settle(self, lines: Sequence[Line], reserved: int, actual: int, *, reservation_id: str = "") -> None:
         for line in lines:
             k = (line.budget_id, line.period_start)
             v = self._values.setdefault(k, [0, reserved])
@@ -337,6 +338,7 @@ class Reservation:
     price_known: bool
     warnings: list[str] = field(default_factory=list)
     done: bool = False
+    reservation_id: str = field(default_factory=lambda: new_id("res"))
 
     def close(self, cost_usd: float | None, *, consumed: bool) -> int | None:
         """Mark settled; the amount to charge (0: a release), or None when it was settled already."""
@@ -350,13 +352,13 @@ class Reservation:
     async def settle(self, cost_usd: float | None) -> None:
         actual = self.close(cost_usd, consumed=True)
         if actual is not None:
-            await self.counters.settle(self.lines, self.amount, actual)
+            await self.counters.settle(self.lines, self.amount, actual, reservation_id=self.reservation_id)
 
     async def release(self) -> None:
         if self.done:
             return
         self.done = True
-        await self.counters.settle(self.lines, self.amount, 0)
+        await self.counters.settle(self.lines, self.amount, 0, reservation_id=self.reservation_id)
 
 
 async def reserve(
@@ -366,7 +368,8 @@ async def reserve(
     if not budgets or amount <= 0:
         return None
     lines = service.lines(budgets)
-    failed, totals = await service.counters.reserve(lines, amount)
+    reservation_id = new_id("res")
+    failed, totals = await service.counters.reserve(lines, amount, reservation_id=reservation_id)
     if failed:
         raise over_budget(budgets[failed - 1], amount)
     warnings = [
@@ -374,7 +377,7 @@ async def reserve(
         for b, line, total in zip(budgets, lines, totals, strict=True)
         if b.mode == "soft" and total > to_units(b.limit_usd)
     ]
-    return Reservation(service.counters, budgets, lines, amount, price_known, warnings)
+    return Reservation(service.counters, budgets, lines, amount, price_known, warnings, reservation_id=reservation_id)
 
 
 def over_budget(b: Budget, amount: int) -> BudgetExceededError:

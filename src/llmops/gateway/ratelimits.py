@@ -175,16 +175,26 @@ class Joint(Protocol):
     window is charged and every budget reserved, or nothing changes (a refused call costs no allowance)."""
 
     async def admit(
-        self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int
+        self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int, *, reservation_id: str = ""
     ) -> tuple[Verdict, int, list[int]]:
         """(windows verdict, 1-based index of the refusing budget or 0, budget totals after)."""
         ...
 
     async def settle(
-        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+        self,
+        lines: Sequence[Line],
+        reserved: int,
+        actual: int,
+        corrections: Sequence[tuple[str, int]],
+        now_s: float,
+        *,
+        reservation_id: str = "",
     ) -> None:
-        """Settle a reservation (``actual`` 0: release) and add each (window, token delta) correction."""
+        """Settle a reservation (``actual`` 0: release) and add each (window, token delta) correction. May only
+        queue it (Redis: sent with the next admission or in the next loop turn); ``flush`` sends what is queued."""
         ...
+
+    async def flush(self) -> None: ...
 
 
 class MemoryJoint:
@@ -195,7 +205,7 @@ class MemoryJoint:
         self._counters = counters
 
     async def admit(
-        self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int
+        self, checks: Sequence[Check], now_s: float, lines: Sequence[Line], amount: int, *, reservation_id: str = ""
     ) -> tuple[Verdict, int, list[int]]:
         if lines:
             await self._counters.preload(lines)
@@ -208,12 +218,22 @@ class MemoryJoint:
         return result, failed, totals
 
     async def settle(
-        self, lines: Sequence[Line], reserved: int, actual: int, corrections: Sequence[tuple[str, int]], now_s: float
+        self,
+        lines: Sequence[Line],
+        reserved: int,
+        actual: int,
+        corrections: Sequence[tuple[str, int]],
+        now_s: float,
+        *,
+        reservation_id: str = "",
     ) -> None:
         if lines:
             await self._counters.settle(lines, reserved, actual)
         for name, delta in corrections:
             await self._windows.adjust(name, delta, now_s)
+
+    async def flush(self) -> None:
+        return None
 
 
 class RateLimitService:
@@ -358,14 +378,17 @@ class Admission:
         """Settle the reservation and correct the token windows to the real usage, together (one Redis trip)."""
         lines: list[Line] = []
         reserved = actual = 0
+        rid = ""
         if self.reservation is not None:
             charge = self.reservation.close(cost_usd, consumed=consumed)
             if charge is not None:
                 lines, reserved, actual = self.reservation.lines, self.reservation.amount, charge
+                rid = self.reservation.reservation_id
         real = tokens if consumed and tokens is not None else (0 if not consumed else None)
         corrections = [] if real is None else [(n, real - c) for n, c in self.token_counters if real != c]
         if lines or corrections:
-            await self._limits.joint.settle(lines, reserved, actual, corrections, self._limits.rates.now_s())
+            now_s = self._limits.rates.now_s()
+            await self._limits.joint.settle(lines, reserved, actual, corrections, now_s, reservation_id=rid)
 
 
 class GatewayLimits:
@@ -410,6 +433,7 @@ class GatewayLimits:
         """Wait for pending settlements (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.joint.flush()
 
     async def aclose(self) -> None:
         await self.drain()
@@ -448,7 +472,8 @@ class GatewayLimits:
             return admission
         lines = self.budgets.lines(budgets)
         checks = [c for _, _, c in pairs]
-        result, failed, totals = await self.joint.admit(checks, self.rates.now_s(), lines, amount)
+        rid = new_id("res")
+        result, failed, totals = await self.joint.admit(checks, self.rates.now_s(), lines, amount, reservation_id=rid)
         if not result.ok:
             label, kind, check = pairs[result.refused]
             raise refusal(kind, label, check, result)
@@ -456,7 +481,9 @@ class GatewayLimits:
             raise over_budget(budgets[failed - 1], amount)
         self._rate_headers(admission, pairs, result)
         if budgets:
-            admission.reservation = Reservation(self.budgets.counters, budgets, lines, amount, known)
+            admission.reservation = Reservation(
+                self.budgets.counters, budgets, lines, amount, known, reservation_id=rid
+            )
             ctx.attributes["llmops.budget.reserved_usd"] = to_usd(amount)
             warnings = [
                 b.name
