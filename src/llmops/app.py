@@ -55,7 +55,7 @@ from llmops.gateway.config import GatewayConfig  # response caches
 from llmops.gateway.files import FileService  # batches
 from llmops.gateway.http import GatewayFastPath, bearer_token, json_response
 from llmops.gateway.limits_http import create_limits_router  # budgets + rate limits
-from llmops.gateway.ratelimits import GatewayLimits  # budgets + rate limits
+from llmops.gateway.ratelimits import GatewayLimits, RateLimitService  # budgets + rate limits
 from llmops.projects import CreatedKey, Principal, ProjectService
 from llmops.projects._sql import SqlProjectStore
 from llmops.projects.http import create_projects_router
@@ -474,6 +474,14 @@ def build_project_service(settings: Settings) -> ProjectService:
     return service
 
 
+def build_key_limits(settings: Settings) -> RateLimitService:
+    """Per-key rate limits in the local store (the CLI's `keys create --rpm/--tpm`); servers read them from there."""
+    from llmops.gateway._limits_sql import SqlLimitsStore
+    from llmops.gateway.ratelimits import MemoryWindows
+
+    return RateLimitService(SqlLimitsStore(create_db_engine(settings.resolved_database_url())), MemoryWindows())
+
+
 def save_bootstrap_key(home: Path, created: CreatedKey) -> Path:
     """Keep the first admin key for the local operator (mode 0600), so `make serve` can show it again."""
     path = home / "admin_key"
@@ -639,7 +647,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     app.include_router(create_feedback_router(svc.scores, svc.sessions, svc.exporter, authenticate))  # before traces
     app.include_router(create_tracing_router(svc.traces, authenticate, scores=svc.scores))
-    app.include_router(create_projects_router(svc.projects, authenticate))
+    key_limits = svc.limits.rates if svc.limits is not None else None  # rpm/tpm at key creation
+    app.include_router(create_projects_router(svc.projects, authenticate, key_limits=key_limits))
     app.include_router(create_prompts_router(svc.prompts, authenticate))
     if svc.cache is not None:  # response caches
         app.include_router(create_cache_router(svc.cache, authenticate))

@@ -282,6 +282,13 @@ class RateLimitService:
             raise NotFoundError(f"no rate limit {limit_id!r}", param="limit_id")
         self._cache.pop(project_id, None)
 
+    # --- projects.KeyLimits: per-key limits set at key creation and shown with the keys ---
+    async def set_key_limit(self, project_id: str, key_id: str, *, rpm: int | None, tpm: int | None) -> None:
+        await self.set_limit(project_id, "key", key_id, rpm=rpm, tpm=tpm)
+
+    async def key_limits(self, project_id: str) -> dict[str, tuple[int | None, int | None]]:
+        return {r.subject: (r.rpm, r.tpm) for r in await self.list_limits(project_id) if r.scope == "key"}
+
     async def limits_of(self, project_id: str) -> dict[tuple[str, str], RateLimit]:
         now = time.monotonic()
         hit = self._cache.get(project_id)

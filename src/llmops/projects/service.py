@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from typing import Protocol
 
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import AuthenticationError, InvalidInputError, NotFoundError
@@ -21,6 +22,15 @@ _AUTH_CACHE_TTL_S = 5.0  # a revoked key stops working everywhere within this bo
 def hash_key(secret: str) -> str:
     """Keys carry 190 bits of entropy, so one SHA-256 is enough (and allows lookup by hash)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyLimits(Protocol):
+    """Per-key rate limits, kept by the gateway's rate-limit store (``RateLimitService``, passed in by app.py:
+    projects imports no gateway)."""
+
+    async def set_key_limit(self, project_id: str, key_id: str, *, rpm: int | None, tpm: int | None) -> None: ...
+
+    async def key_limits(self, project_id: str) -> dict[str, tuple[int | None, int | None]]: ...
 
 
 class ProjectService:
@@ -76,6 +86,29 @@ class ProjectService:
         )
         self._store.insert_key(key, hash_key(secret))
         return CreatedKey(key=key, secret=secret)
+
+    async def create_limited_key(
+        self,
+        project_id: str,
+        name: str,
+        limits: KeyLimits | None,
+        *,
+        is_admin: bool = False,
+        rpm: int | None = None,
+        tpm: int | None = None,
+    ) -> CreatedKey:
+        """A key and its requests/tokens-per-minute limit, or neither: a key whose limit could not be stored is
+        revoked before the error goes out (never a usable key without the limit its creator asked for)."""
+        if (rpm is not None or tpm is not None) and limits is None:
+            raise InvalidInputError("rate limits are disabled on this server (LLMOPS_LIMITS_ENABLED)", param="rpm")
+        created = await asyncio.to_thread(self.create_key_in, project_id, name, is_admin=is_admin)
+        if limits is not None and (rpm is not None or tpm is not None):
+            try:
+                await limits.set_key_limit(project_id, created.key.key_id, rpm=rpm, tpm=tpm)
+            except BaseException:
+                await asyncio.to_thread(self.revoke_key, created.key.key_id, project_id=project_id)
+                raise
+        return created
 
     def list_keys(self, project_name: str | None = None) -> list[ApiKey]:
         project_id = self.get_project(project_name).project_id if project_name else None
