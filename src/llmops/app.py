@@ -699,5 +699,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from llmops.web import mount_web
 
     mount_web(app, svc, authenticate)
+    from llmops.web.budget_pages import budget_router  # the Budgets page
+
+    app.include_router(budget_router(app.state.web))
     _install_error_handlers(app)
     return app
