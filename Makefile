@@ -30,6 +30,7 @@ test: setup system-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
+	@bash scripts/system-deps.sh --bench
 	$(BIN)/python benchmarks/run_all.py
 
 lock:

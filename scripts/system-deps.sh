@@ -5,6 +5,7 @@
 #   start a throwaway server of their own (tests/support/postgres.py), never the system cluster.
 # - Chromium (/usr/bin/chromium) plus a basic font for the headless browser tests.
 # - Redis (redis-server).
+# - with --bench (make bench): also wrk, the HTTP load generator of benchmarks/gateway_overhead.py.
 #
 # Idempotent and quiet: when everything is present it exits at once without calling apt-get.
 # Anything missing is installed with apt-get (needs root); it prints what it installs.
@@ -31,11 +32,17 @@ have_redis() {
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
 }
 
+BENCH=0
+have_wrk() {
+  [ "$BENCH" -eq 0 ] || command -v wrk >/dev/null 2>&1
+}
+
 missing_packages() {
   local packages=()
   have_postgres || packages+=(postgresql)
   have_chromium || packages+=(chromium fonts-liberation)
   have_redis || packages+=(redis-server)
+  have_wrk || packages+=(wrk)
   echo "${packages[@]}"
 }
 
@@ -60,10 +67,12 @@ verify() {
   have_postgres || { echo "system-deps: PostgreSQL binaries still missing in /usr/lib/postgresql/*/bin" >&2; ok=0; }
   have_chromium || { echo "system-deps: /usr/bin/chromium still missing" >&2; ok=0; }
   have_redis || { echo "system-deps: redis-server still missing" >&2; ok=0; }
+  have_wrk || { echo "system-deps: wrk still missing" >&2; ok=0; }
   [ "$ok" -eq 1 ]
 }
 
 main() {
+  [ "${1:-}" = "--bench" ] && BENCH=1
   local packages
   read -r -a packages <<<"$(missing_packages)"
   if [ "${#packages[@]}" -eq 0 ]; then

@@ -28,7 +28,7 @@ API_VERSION = "2023-06-01"
 
 
 class AnthropicProvider:
-    enforces_timeout = True  # aiohttp: total timeout (plain calls), connect + per-read timeout (streams)
+    enforces_timeout = True  # core.http: total timeout (plain calls), connect + per-read timeout (streams)
     provider_name = "anthropic"
     supports_tools = True
 

@@ -13,7 +13,7 @@ from llmops.gateway.providers.base import upstream_http_error
 
 
 class OpenAIProvider:
-    enforces_timeout = True  # aiohttp: total timeout (plain calls), connect + per-read timeout (streams)
+    enforces_timeout = True  # core.http: total timeout (plain calls), connect + per-read timeout (streams)
 
     def __init__(
         self,
