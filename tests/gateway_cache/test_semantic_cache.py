@@ -105,3 +105,47 @@ def test_semantic_hit_through_the_gateway_and_guard_refusal(
         row = next(r for r in c.get("/api/cache/stats").json()["data"] if r["model"] == "semantic")
     assert row["semantic_hits"] == 1 and row["semantic_threshold"] == DEFAULT_THRESHOLD
     assert row["semantic_entries"] == 2 and row["wrong_hit_rate_measured"] <= 0.01
+
+
+def test_a_miss_and_the_store_that_follows_embed_the_question_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Lookup of a new question in a non-empty context (a miss) embeds it; storing its answer reuses that vector
+    (the embedder ran once for both) and the stored entry is then found by a paraphrase. On an empty context the
+    lookup embeds nothing at all. Real embedder, real migrated SQLite store."""
+    import asyncio
+
+    import numpy as np
+
+    from llmops.core.db import create_db_engine, upgrade
+    from llmops.gateway._cache_sql import SqlSemanticCacheStore
+    from llmops.gateway.config import CacheConfig
+    from llmops.gateway.semantic_cache import SemanticCache
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    embedder = OnnxEmbedder(threads=1)
+    embedded: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        embedded.extend(texts)
+        return embedder.embed(texts)[0]
+
+    cache = SemanticCache(SqlSemanticCacheStore(engine), embed)
+    config = CacheConfig.model_validate({"semantic": {"enabled": True}})
+
+    def body(q: str) -> dict[str, object]:
+        return {"model": "m", "messages": [{"role": "user", "content": q}]}
+
+    async def run() -> None:
+        assert await cache.find("p", "m", body("How do I reverse a list in Python?"), config, 1) is None
+        assert embedded == []  # empty context: nothing to compare with, nothing embedded
+        await cache.put("p", "m", body("How do I sort a dict by value?"), {"a": 1}, 0.01, ttl_s=60, now_ns=1)
+        assert embedded == ["How do I sort a dict by value?"]
+        q = "How do I reverse a list in Python?"
+        assert await cache.find("p", "m", body(q), config, 2) is None
+        await cache.put("p", "m", body(q), {"a": 2}, 0.01, ttl_s=60, now_ns=2)
+        assert embedded.count(q) == 1
+        near = await cache.find("p", "m", body("What's the way to reverse a Python list?"), config, 3)
+        assert near is not None and near[0] == {"a": 2}
+
+    asyncio.run(run())
+    engine.dispose()

@@ -19,6 +19,7 @@ import hashlib
 import re
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,6 +35,7 @@ from llmops.gateway.config import CacheConfig
 DIMENSIONS = 384
 DEFAULT_THRESHOLD = 0.9
 EXACT_BELOW = 2048  # small indexes: brute force is exact and as fast
+RECENT_VECTORS = 2048  # questions embedded lately: a miss's store (and a repeated question) reuse the vector
 Embed = Callable[[list[str]], np.ndarray]
 Contradiction = Callable[[Sequence[tuple[str, str]]], list[float]]
 
@@ -289,6 +291,8 @@ class SemanticCache:
         self._nli_max = nli_max
         self._routes: dict[tuple[str, str], dict[str, ContextIndex]] = {}
         self._lock = threading.Lock()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # question -> unit vector (LRU)
+        self._recent_lock = threading.Lock()
         self._eval: list[dict[str, Any]] | None = None
         self._eval_lock = asyncio.Lock()
 
@@ -310,14 +314,29 @@ class SemanticCache:
                     route.setdefault(row["context_hash"], ContextIndex()).add(row["embedding"], entry)
             return route
 
+    def vector(self, question: str) -> np.ndarray:
+        """The question's embedding, computed once: a lookup that misses embeds it, the store of the answer
+        that follows reuses it (and so does the same question asked again in another context)."""
+        with self._recent_lock:
+            hit = self._recent.get(question)
+            if hit is not None:
+                self._recent.move_to_end(question)
+                return hit
+        vector = np.ascontiguousarray(self._embed([question])[0], dtype=np.float32)
+        with self._recent_lock:
+            self._recent[question] = vector
+            while len(self._recent) > RECENT_VECTORS:
+                self._recent.popitem(last=False)
+        return vector
+
     def _find_sync(
         self, project_id: str, alias: str, parts: tuple[str, str], config: CacheConfig, now_ns: int
     ) -> tuple[dict[str, Any], float | None, float] | None:
         context, question = parts
         index = self._route(project_id, alias, now_ns).get(context)
-        if index is None or not index.entries:
+        if index is None or not index.entries:  # nothing to compare with: no embedding either
             return None
-        vector = self._embed([question])[0]
+        vector = self.vector(question)
         threshold = self.threshold_for(config)
         with self._lock:
             candidates = [c for c in index.nearest(vector, 4, now_ns) if c[1] >= threshold]
@@ -353,7 +372,7 @@ class SemanticCache:
         exp: int,
     ) -> None:
         context, question = parts
-        vector = self._embed([question])[0]
+        vector = self.vector(question)  # usually embedded by the lookup that missed just before
         route = self._route(project_id, alias, now)  # loaded before the insert, so the new row is added once
         self._store.add(
             {
