@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from llmops.core.db import create_db_engine, upgrade
 from llmops.gateway._cache_redis import RedisExactCacheStore
 from llmops.gateway._cache_sql import SqlExactCacheStore
-from llmops.gateway.cache import ExactCacheStore, ResponseCache, cache_key
+from llmops.gateway.cache import ExactCacheStore, MemoryFront, ResponseCache, cache_key
 from llmops.gateway.config import CacheConfig
 
 REPLY = {"id": "r1", "object": "chat.completion", "choices": [{"index": 0, "message": {"content": "4"}}]}
@@ -44,13 +44,13 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # typ
     eng.dispose()
 
 
-@pytest.fixture(params=["sql", "redis"])
+@pytest.fixture(params=["sql", "memory", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path) -> ExactCacheStore:  # type: ignore[no-untyped-def]
     if request.param == "redis":
         return RedisExactCacheStore(request.getfixturevalue("redis_url"))
     eng = create_db_engine(f"sqlite:///{tmp_path / 'cache.db'}")
     upgrade(eng)
-    return SqlExactCacheStore(eng)
+    return MemoryFront(SqlExactCacheStore(eng)) if request.param == "memory" else SqlExactCacheStore(eng)
 
 
 def _cache(store: ExactCacheStore, clock: StepClock, **exact: object) -> ResponseCache:
@@ -176,3 +176,51 @@ def test_sql_semantic_store_contract(engine: Engine) -> None:
     assert store.count("p", 50) == {"m": 1, "n": 1}
     assert store.purge("p") == 3
     assert store.load("p", "m", 0) == [] and store.count("q", 50) == {"m": 1}
+
+
+class CountingStore(SqlExactCacheStore):
+    """The SQL store, counting the lookups that reach the database."""
+
+    reads = 0
+
+    async def find_entry(self, project_id: str, key: str, now_ns: int):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return await super().find_entry(project_id, key, now_ns)
+
+
+async def test_memory_front_serves_repeat_hits_without_the_database_and_keeps_every_rule(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hits after the first come from memory; expiry, purge, tenants and refresh behave exactly as the store's;
+    a restarted process (new front, same database) still finds the entry."""
+    eng = create_db_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    upgrade(eng)
+    clock = StepClock()
+    backing = CountingStore(eng)
+    cache = _cache(MemoryFront(backing), clock, ttl_s=60)
+    assert await _round(cache, "p1") == "miss"  # stored: the front keeps a copy
+    for _ in range(5):
+        assert await _round(cache, "p1") == "hit"
+    assert backing.reads == 1  # only the first lookup (the miss) went to the database
+    assert await _round(cache, "p2") == "miss"  # another project: its own entry
+    restarted = CountingStore(eng)
+    assert await _round(_cache(MemoryFront(restarted), clock, ttl_s=60), "p1") == "hit"
+    assert restarted.reads == 1
+    clock.ns += 61 * 10**9
+    assert await _round(cache, "p1") == "miss"  # expired in memory as in the store
+    assert await cache.purge("p1") >= 1
+    assert await _round(cache, "p1") == "miss"
+    eng.dispose()
+
+
+async def test_memory_front_is_bounded_by_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    eng = create_db_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    upgrade(eng)
+    backing = CountingStore(eng)
+    front = MemoryFront(backing, max_bytes=64 * 1024)
+    now = time.time_ns()
+    reply = {"choices": [{"message": {"content": "x" * 1000}}]}
+    for i in range(200):
+        await front.put("p", f"k{i}", alias="m", body=reply, cost_usd=0.0, now_ns=now, expires_ns=now + 10**12)
+    assert front._bytes <= 64 * 1024
+    assert await front.find("p", "k199", now) is not None and backing.reads == 0  # recent: in memory
+    assert await front.find("p", "k0", now) is not None and backing.reads == 1  # evicted: from the database
+    eng.dispose()

@@ -50,16 +50,23 @@ class SqlExactCacheStore:
         self._engine = engine
         self._sweep_every, self._writes = sweep_every, 0
         t = cache_table
-        self._find = sa.select(t.c.body, t.c.cost_usd).where(
+        self._find = sa.select(t.c.body, t.c.cost_usd, t.c.expires_ns).where(
             t.c.project_id == sa.bindparam("p"), t.c.cache_key == sa.bindparam("k"), t.c.expires_ns > sa.bindparam("n")
         )
 
-    def _find_sync(self, project_id: str, key: str, now_ns: int) -> tuple[dict[str, Any], float | None] | None:
+    def _find_sync(self, project_id: str, key: str, now_ns: int) -> tuple[dict[str, Any], float | None, int] | None:
         with self._engine.connect() as conn:
             row = conn.execute(self._find, {"p": project_id, "k": key, "n": now_ns}).first()
-        return (orjson.loads(row.body), row.cost_usd) if row is not None else None
+        return (orjson.loads(row.body), row.cost_usd, int(row.expires_ns)) if row is not None else None
 
     async def find(self, project_id: str, key: str, now_ns: int) -> tuple[dict[str, Any], float | None] | None:
+        found = await asyncio.to_thread(self._find_sync, project_id, key, now_ns)
+        return (found[0], found[1]) if found is not None else None
+
+    async def find_entry(
+        self, project_id: str, key: str, now_ns: int
+    ) -> tuple[dict[str, Any], float | None, int] | None:
+        """Like :meth:`find`, with the entry's expiry (ns) — what :class:`MemoryFront` needs to keep a copy."""
         return await asyncio.to_thread(self._find_sync, project_id, key, now_ns)
 
     def _put_sync(self, row: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -95,6 +96,93 @@ class SemanticLookup(Protocol):
     def threshold_for(self, config: CacheConfig) -> float: ...
 
     def use_contradiction(self, contradiction: Callable[[Sequence[tuple[str, str]]], list[float]]) -> None: ...
+
+
+class EntryStore(ExactCacheStore, Protocol):
+    """An exact store that can also say when an entry expires (the SQL store)."""
+
+    async def find_entry(
+        self, project_id: str, key: str, now_ns: int
+    ) -> tuple[dict[str, Any], float | None, int] | None: ...
+
+
+class MemoryFront:
+    """Recently used exact-cache entries kept in process, in front of the database store.
+
+    A hit then costs a dictionary lookup instead of a database round trip on a worker thread (the issue's
+    ≤ 1 ms target for a hit served end to end). Used only when this process is the store's one writer (SQLite):
+    every put, refresh and purge goes through it, so it is never stale. With several replicas sharing a database
+    (PostgreSQL) or Redis, another process may purge or refresh an entry, so no front is used there.
+    Bounded by ``max_bytes`` of serialized replies (least recently used dropped first); entries keep the
+    store's expiry and are never served past it. Replies are shared, never mutated (callers only serialize them)."""
+
+    def __init__(self, store: EntryStore, *, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self._store = store
+        self._max = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, str], tuple[dict[str, Any], float | None, int, int]] = OrderedDict()
+
+    async def find(self, project_id: str, key: str, now_ns: int) -> tuple[dict[str, Any], float | None] | None:
+        slot = (project_id, key)
+        entry = self._entries.get(slot)
+        if entry is not None:
+            if entry[2] > now_ns:
+                self._entries.move_to_end(slot)
+                return entry[0], entry[1]
+            self._drop(slot)
+        found = await self._store.find_entry(project_id, key, now_ns)
+        if found is None:
+            return None
+        body, cost, expires = found
+        self._keep(slot, body, cost, expires)
+        return body, cost
+
+    async def put(
+        self,
+        project_id: str,
+        key: str,
+        *,
+        alias: str,
+        body: dict[str, Any],
+        cost_usd: float | None,
+        now_ns: int,
+        expires_ns: int,
+    ) -> None:
+        self._drop((project_id, key))  # a failed write must not leave the old reply in front
+        await self._store.put(
+            project_id, key, alias=alias, body=body, cost_usd=cost_usd, now_ns=now_ns, expires_ns=expires_ns
+        )
+        self._keep((project_id, key), body, cost_usd, expires_ns)
+
+    async def purge(self, project_id: str) -> int:
+        for slot in [s for s in self._entries if s[0] == project_id]:
+            self._drop(slot)
+        return await self._store.purge(project_id)
+
+    async def count(self, project_id: str, now_ns: int) -> dict[str, int]:
+        return await self._store.count(project_id, now_ns)
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+        close = getattr(self._store, "aclose", None)
+        if close is not None:
+            await close()
+
+    def _keep(self, slot: tuple[str, str], body: dict[str, Any], cost: float | None, expires_ns: int) -> None:
+        size = len(orjson.dumps(body))
+        if size > self._max // 16:  # one huge reply must not evict everything else
+            return
+        self._drop(slot)
+        self._entries[slot] = (body, cost, expires_ns, size)
+        self._bytes += size
+        while self._bytes > self._max:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, slot: tuple[str, str]) -> None:
+        entry = self._entries.pop(slot, None)
+        if entry is not None:
+            self._bytes -= entry[3]
 
 
 def cache_key(project_id: str, alias: str, body: dict[str, Any], prompt: dict[str, Any] | None = None) -> str:
