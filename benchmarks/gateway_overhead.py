@@ -1,7 +1,8 @@
 """Gateway overhead, throughput and memory against an upstream that answers at once (recording on).
 
-1. Added latency at concurrency 1: the same request sent straight to the upstream and through the
-   gateway, interleaved; added = gateway − direct at p50 and p99.
+1. Added latency at concurrency 1: the same request sent straight to the upstream and through the gateway by a
+   raw keep-alive socket client (benchmarks/_rawhttp.py: httpx alone costs more than the target),
+   interleaved; added = gateway − direct at p50 and p99.
 2. Throughput: wrk (C, keep-alive) through the gateway for a fixed time at 8 connections (the target's
    operating point: >= 1,000 req/s with p99 <= 50 ms) and at 32 (saturation: req/s ceiling); req/s and p99.
 3. RSS of the gateway process after a warm-up of ~10k requests (steady state: pools, caches and allocator
@@ -23,6 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import LLMOPS, PY, free_port, pct, process, rss_mb, save  # noqa: E402
+from _rawhttp import RawClient  # noqa: E402
 
 KEY = "sk-llmops-benchmark-key-0000000000000000"
 BODY = b'{"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}'
@@ -34,17 +36,21 @@ wrk.headers["Authorization"] = "Bearer {KEY}"
 
 
 def latency_pair(direct: str, gateway: str, n: int) -> dict[str, float]:
-    d, g = [], []
-    with httpx.Client(headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"}) as c:
-        for _ in range(300):
-            c.post(direct, content=BODY)
-            c.post(gateway, content=BODY)
-        for _ in range(n):
-            for url, out in ((direct, d), (gateway, g)):
-                t = time.perf_counter()
-                r = c.post(url, content=BODY)
-                out.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200, r.text
+    """Interleaved single requests on two keep-alive connections (one per server) of a raw socket client."""
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    clients = [(RawClient(direct, headers), []), (RawClient(gateway, headers), [])]
+    requests = [c.request_bytes(BODY) for c, _ in clients]
+    clock = time.perf_counter
+    for _ in range(300):
+        for (c, _), req in zip(clients, requests, strict=True):
+            c.send(req)
+    for _ in range(n):
+        for (c, out), req in zip(clients, requests, strict=True):
+            t = clock()
+            status, _, body = c.send(req)
+            out.append((clock() - t) * 1000)
+            assert status == 200, body
+    d, g = clients[0][1], clients[1][1]
     return {
         "direct_p50_ms": pct(d, 0.5),
         "direct_p99_ms": pct(d, 0.99),

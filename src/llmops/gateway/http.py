@@ -132,7 +132,8 @@ class GatewayFastPath:
 
     @staticmethod
     async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        framed = [*headers, (b"content-length", str(len(body)).encode())]  # not chunked: less for clients to parse
+        await send({"type": "http.response.start", "status": status, "headers": framed})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod

@@ -10,6 +10,7 @@ import operator
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -201,7 +202,7 @@ class _MultiRowInsert:
             sql = self._sql.get(len(chunk))
             if sql is None:
                 sql = self._sql[len(chunk)] = f"{self._head} VALUES {', '.join([self._row] * len(chunk))} {self._tail}"
-            conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+            conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
 
 
 def _multi_from(single_row_sql: str, width: int) -> _MultiRowInsert:
