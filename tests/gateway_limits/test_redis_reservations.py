@@ -142,3 +142,48 @@ def test_an_expired_reservation_leaves_the_listing_without_any_admission(tmp_pat
 
     asyncio.run(run())
     engine.dispose()
+
+
+def test_the_admission_connection_comes_back_after_redis_drops_it(tmp_path: Path, redis_url: str) -> None:
+    """The admission script's own pipelined connection: 20 concurrent admissions share it (replies matched in
+    order: each caller gets its own budget total); Redis closing it (CLIENT KILL) loses nothing, and the next
+    admission reconnects by itself."""
+    import redis.asyncio as aioredis
+
+    from llmops.gateway._limits_redis import PipelinedScript, _command
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    upgrade(engine)
+    store = SqlLimitsStore(engine)
+    clock = FakeClock()
+
+    async def run() -> None:
+        limits = _process(redis_url, store, clock)
+        await limits.budgets.create_budget("p_pipe", BudgetSpec("cap", "project", None, "total", 100.0))
+        admitted = await asyncio.gather(*(limits.admit(_ctx("p_pipe"), "chat", RAW) for _ in range(20)))
+        amounts = sorted(a.reservation.amount for a in admitted if a.reservation is not None)
+        assert len(amounts) == 20 and len(set(amounts)) == 1
+        counters = limits.budgets.counters
+        script = counters._limits  # type: ignore[attr-defined]
+        assert isinstance(script, PipelinedScript)
+        pipe = await script._connected()
+        client_id = await pipe.send(_command("CLIENT", "ID"))
+        admin = aioredis.Redis.from_url(redis_url)
+        assert await admin.client_kill_filter(_id=client_id) == 1
+        await admin.aclose()
+        for _ in range(200):  # bounded: the loop notices the closed socket
+            if pipe.transport is None:
+                break
+            await asyncio.sleep(0.01)
+        again = await limits.admit(_ctx("p_pipe"), "chat", RAW)
+        assert again.reservation is not None
+        for a in [*admitted, again]:
+            a.finish(cost_usd=0.001, tokens=1, consumed=True)
+        await limits.drain()
+        bid = again.reservation.budgets[0].budget_id
+        usage = await limits.budgets.get_budget("p_pipe", bid)
+        assert usage["reserved_usd"] == 0 and usage["spent_usd"] == pytest.approx(0.021)
+        await limits.aclose()
+
+    asyncio.run(run())
+    engine.dispose()

@@ -7,7 +7,8 @@
   its amount leaves ``reserved`` and the headroom comes back without waiting for the period counter to expire.
   Settling removes the member first, so a reservation is given back once only (settled, or swept, never both).
 - ``llmops:rl:{name}:{window}``: the sliding-window counters of ``gateway.ratelimits`` (two minutes of life).
-- ONE Lua script (``_LIMITS``, run by SHA with ``EVALSHA``) does everything a call needs, in one round trip:
+- ONE Lua script (``_LIMITS``, run by SHA with ``EVALSHA`` on a pipelined connection of its own,
+  :class:`PipelinedScript`) does everything a call needs, in one round trip:
   the settlements of earlier calls of this process that are waiting to be sent, then every rate-limit window
   and every hard budget checked (after sweeping expired reservations), then all charged and reserved, or
   nothing. Settlements are queued (``RedisJoint.settle`` returns at once) and ride along with the next
@@ -25,14 +26,20 @@ three tries is dropped with a warning: its reservation is swept when its deadlin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import socket
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.connection import parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import StorageUnavailableError
@@ -242,6 +249,163 @@ class _Spec:
         )
 
 
+# --- the hot path's own connection ------------------------------------------------------------------------------
+class _Incomplete(Exception):
+    """The buffer ends inside a reply."""
+
+
+def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
+    """One RESP2 reply from ``buf[pos:]``: (value, position after it); errors are returned as ``ResponseError``."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buf[pos : pos + 1], buf[pos + 1 : end]
+    if kind == b":":
+        return int(line), end + 2
+    if kind == b"+":
+        return line, end + 2
+    if kind == b"-":
+        text = line.decode(errors="replace")
+        return (NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)), end + 2
+    if kind == b"$":
+        size = int(line)
+        if size < 0:
+            return None, end + 2
+        if len(buf) < end + 2 + size + 2:
+            raise _Incomplete
+        return buf[end + 2 : end + 2 + size], end + 4 + size
+    if kind == b"*":
+        count, pos, items = int(line), end + 2, []
+        for _ in range(max(count, 0)):
+            item, pos = _parse(buf, pos)
+            items.append(item)
+        return (items if count >= 0 else None), pos
+    raise ResponseError(f"unexpected RESP reply type {kind!r}")
+
+
+def _command(*parts: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for p in parts:
+        data = p.encode() if isinstance(p, str) else p
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Pipe(asyncio.Protocol):
+    """One Redis connection with pipelining: concurrent callers write their commands at once and Redis answers in
+    order, each reply resolving the oldest waiter. No pool to acquire, no per-command health check: the
+    admission's one script call costs the round trip and little else (redis-py's pooled path costs ~0.1-0.2 ms
+    more per call on this machine, docs/benchmarks.md)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        pos = 0
+        while pos < len(self._buf) and self._waiters:
+            try:
+                value, pos = _parse(self._buf, pos)
+            except _Incomplete:
+                break
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                if isinstance(value, ResponseError):
+                    waiter.set_exception(value)
+                else:
+                    waiter.set_result(value)
+        self._buf = self._buf[pos:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RedisConnectionError(f"Redis connection lost: {exc or 'closed'}"))
+
+    def send(self, payload: bytes) -> asyncio.Future[Any]:
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("Redis connection closed")
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.transport.write(payload)
+        return waiter
+
+
+class PipelinedScript:
+    """``EVALSHA`` of one script over a :class:`_Pipe` (``SCRIPT LOAD`` on ``NOSCRIPT``), reconnecting when the
+    connection was lost. Plain ``redis://`` and ``unix://`` URLs; others (TLS) go through redis-py instead."""
+
+    def __init__(self, url: str, script: str, *, timeout_s: float = POOL_WAIT_S) -> None:
+        self._opts = parse_url(url)
+        self._script = script.encode()
+        self._sha = hashlib.sha1(self._script, usedforsecurity=False).hexdigest()
+        self._timeout = timeout_s
+        self._pipe: _Pipe | None = None
+        self._connecting = asyncio.Lock()
+
+    @staticmethod
+    def supports(url: str) -> bool:
+        return url.startswith(("redis://", "unix://"))
+
+    async def _connected(self) -> _Pipe:
+        pipe = self._pipe
+        if pipe is not None and pipe.transport is not None and not pipe.transport.is_closing():
+            return pipe
+        async with self._connecting:
+            if self._pipe is None or self._pipe.transport is None or self._pipe.transport.is_closing():
+                self._pipe = await self._connect()
+            return self._pipe
+
+    async def _connect(self) -> _Pipe:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._timeout):
+                if "path" in self._opts:
+                    _, pipe = await loop.create_unix_connection(_Pipe, self._opts["path"])
+                else:
+                    host, port = self._opts.get("host", "localhost"), int(self._opts.get("port", 6379))
+                    _, pipe = await loop.create_connection(_Pipe, host, port)
+                    sock = pipe.transport.get_extra_info("socket") if pipe.transport else None
+                    if sock is not None:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                setup = []
+                if self._opts.get("password"):
+                    user = self._opts.get("username")
+                    setup.append(_command("AUTH", *([user] if user else []), self._opts["password"]))
+                if int(self._opts.get("db") or 0):
+                    setup.append(_command("SELECT", str(self._opts["db"])))
+                for cmd in setup:
+                    await pipe.send(cmd)
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {type(exc).__name__}") from exc
+        return pipe
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+        cmd = _command("EVALSHA", self._sha, str(len(keys)), *keys, *args)
+        try:
+            async with asyncio.timeout(self._timeout):
+                pipe = await self._connected()
+                try:
+                    return await pipe.send(cmd)
+                except NoScriptError:
+                    await pipe.send(_command("SCRIPT", "LOAD", self._script))
+                    return await pipe.send(cmd)
+        except TimeoutError as exc:
+            self.close()  # replies may still come: a fresh connection keeps requests and replies in step
+            raise RedisTimeoutError("Redis did not answer in time") from exc
+
+    def close(self) -> None:
+        if self._pipe is not None and self._pipe.transport is not None:
+            self._pipe.transport.close()
+        self._pipe = None
+
+
 class RedisCounters:
     """``budgets.Counters`` in Redis; settled spend is also written behind to the database ledger."""
 
@@ -254,7 +418,9 @@ class RedisCounters:
         reservation_ttl_s: float = RESERVATION_TTL_S,
     ) -> None:
         self.redis = connect(url)
-        self._limits = self.redis.register_script(_LIMITS)
+        self._limits: Any = (
+            PipelinedScript(url, _LIMITS) if PipelinedScript.supports(url) else self.redis.register_script(_LIMITS)
+        )
         self._usage = self.redis.register_script(_USAGE)
         self._store = store
         self._clock = clock or SystemClock()
@@ -327,6 +493,8 @@ class RedisCounters:
 
     async def aclose(self) -> None:
         await self.ledger.aclose()
+        if isinstance(self._limits, PipelinedScript):
+            self._limits.close()
         await self.redis.aclose()
 
 
