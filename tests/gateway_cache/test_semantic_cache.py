@@ -109,8 +109,9 @@ def test_semantic_hit_through_the_gateway_and_guard_refusal(
 
 def test_a_miss_and_the_store_that_follows_embed_the_question_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Lookup of a new question in a non-empty context (a miss) embeds it; storing its answer reuses that vector
-    (the embedder ran once for both) and the stored entry is then found by a paraphrase. On an empty context the
-    lookup embeds nothing at all. Real embedder, real migrated SQLite store."""
+    (the embedder ran once for both) and the stored entry is then found by a paraphrase. On an empty context, or
+    when no stored question has the same negations, numbers, dates and names (the guard would refuse them all),
+    the lookup embeds nothing at all. Real embedder, real migrated SQLite store."""
     import asyncio
 
     import numpy as np
@@ -146,6 +147,21 @@ def test_a_miss_and_the_store_that_follows_embed_the_question_once(tmp_path) -> 
         assert embedded.count(q) == 1
         near = await cache.find("p", "m", body("What's the way to reverse a Python list?"), config, 3)
         assert near is not None and near[0] == {"a": 2}
+        before = len(embedded)
+        # no stored question has the number 3 (or the name Python with it): the guard would refuse every one
+        assert await cache.find("p", "m", body("How do I reverse 3 lists in Python?"), config, 4) is None
+        assert len(embedded) == before
 
     asyncio.run(run())
     engine.dispose()
+
+
+def test_signature_prefilter_never_skips_a_pair_the_guard_lets_through() -> None:
+    """On the shipped labelled set: whenever two questions' signatures differ, the guard refuses the pair (so
+    skipping the lookup on a signature miss changes no answer)."""
+    from llmops.gateway.semantic_cache import signature
+
+    for p in load_pairs():
+        if signature(p["a"]) != signature(p["b"]):
+            assert guard(p["a"], p["b"]) is not None, p
+            assert guard(p["b"], p["a"]) is not None, p

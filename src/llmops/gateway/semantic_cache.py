@@ -170,6 +170,15 @@ def _order_differs(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return len(shared) >= 2 and seq_a != seq_b
 
 
+Signature = tuple[int, frozenset[str], frozenset[str], frozenset[str]]
+
+
+def signature(text: str) -> Signature:
+    """What the guard's first four checks compare: two questions whose signatures differ never pass the guard."""
+    f = features(text)
+    return f.negations, f.numbers, f.dates, f.entities
+
+
 def guard(a: str, b: str) -> str | None:
     """Why two near-duplicate questions may mean different things (None: nothing found)."""
     fa, fb = features(a), features(b)
@@ -245,19 +254,27 @@ class ContextIndex:
         )
     )
     entries: dict[int, _Entry] = field(default_factory=dict)
+    signatures: set[Signature] = field(default_factory=set)  # of every entry (expired ones too: a superset)
 
     def add(self, vector: np.ndarray, entry: _Entry) -> None:
         key = len(self.entries) + 1
         while key in self.entries:
             key += 1
         self.entries[key] = entry
+        self.signatures.add(signature(entry.question))
         self.index.add(key, np.ascontiguousarray(vector, dtype=np.float32))
 
     def add_many(self, vectors: np.ndarray, entries: list[_Entry]) -> None:
         start = len(self.entries) + 1
         keys = np.arange(start, start + len(entries), dtype=np.uint64)
         self.entries.update(zip(keys.tolist(), entries, strict=True))
+        self.signatures.update(signature(e.question) for e in entries)
         self.index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def may_pass_guard(self, question: str) -> bool:
+        """False when no entry has the question's negations, numbers, dates and names: the guard would refuse
+        every candidate, so the lookup can stop before embedding (exact: it changes no answer)."""
+        return signature(question) in self.signatures
 
     def nearest(self, vector: np.ndarray, k: int, now_ns: int) -> list[tuple[_Entry, float]]:
         n = len(self.entries)
@@ -335,6 +352,8 @@ class SemanticCache:
         context, question = parts
         index = self._route(project_id, alias, now_ns).get(context)
         if index is None or not index.entries:  # nothing to compare with: no embedding either
+            return None
+        if config.semantic.guard and not index.may_pass_guard(question):  # a certain miss: no embedding either
             return None
         vector = self.vector(question)
         threshold = self.threshold_for(config)
