@@ -6,7 +6,9 @@
    and the ratios hit/direct and hit/proxied.
 2. Semantic lookup at 100,000 cached entries of one route: the in-process usearch HNSW index (what the gateway
    uses) vs exact brute force with numpy over the same unit vectors; p50/p99 per query, recall@1 of HNSW against
-   brute force; plus the MiniLM embedding of one short question (paid once per lookup) for context.
+   brute force per ef; then the whole lookup a user waits for (``SemanticCache.find``: embed the question with the
+   local MiniLM embedder, search, guard, thread hop) for paraphrases (hits), meaning changes (refused) and unseen
+   questions (misses), with the embedding and the guard alone for reference.
 """
 
 from __future__ import annotations
@@ -66,8 +68,32 @@ def exact_hit(n: int, redis_url: str | None) -> dict[str, object]:
     return out
 
 
+def _pairs() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(paraphrase pairs, meaning-change pairs) of the labelled set shipped with llmops."""
+    from llmops.gateway.semantic_cache import load_pairs
+
+    pairs = load_pairs()
+    return [(p["a"], p["b"]) for p in pairs if p["same"]], [(p["a"], p["b"]) for p in pairs if not p["same"]]
+
+
+class _NoStore:
+    """The semantic store's interface with nothing behind it: the benchmark fills the in-memory index directly."""
+
+    def load(self, project_id: str, alias: str, now_ns: int) -> list[dict[str, object]]:
+        return []
+
+    def add(self, entry: dict[str, object]) -> None:
+        return None
+
+    def purge(self, project_id: str) -> int:
+        return 0
+
+    def count(self, project_id: str, now_ns: int) -> dict[str, int]:
+        return {}
+
+
 def semantic_lookup(entries: int, queries: int) -> dict[str, object]:
-    from llmops.gateway.providers.embed import OnnxEmbedder
+    """Index alone (HNSW vs brute force, per ef), then the whole lookup a user waits for at ``entries`` entries."""
     from llmops.gateway.semantic_cache import DIMENSIONS, ContextIndex, _Entry
 
     rng = np.random.default_rng(7)
@@ -86,8 +112,9 @@ def semantic_lookup(entries: int, queries: int) -> dict[str, object]:
         t = time.perf_counter()
         best.append(int(np.argmax(vectors @ q)))
         brute.append((time.perf_counter() - t) * 1000)
+    default_ef = index.index.expansion_search
     by_ef: dict[str, object] = {}
-    for ef in (64, 128):
+    for ef in sorted({32, 64, 128, default_ef}):
         index.index.expansion_search = ef  # type: ignore[misc]  # usearch has a setter; its stub says read-only
         hnsw, agree = [], 0
         for q, b in zip(qs, best, strict=True):
@@ -97,21 +124,87 @@ def semantic_lookup(entries: int, queries: int) -> dict[str, object]:
             agree += bool(found) and found[0][0].question == f"q{b}"
         by_ef[f"ef_{ef}"] = {**_stats(hnsw), "recall_at_1": round(agree / queries, 4)}
         by_ef[f"ef_{ef}_over_brute_p50"] = round(pct(hnsw, 0.5) / pct(brute, 0.5), 3)
-    embedder = OnnxEmbedder(threads=2)
-    embedder.embed(["warm up"])
-    embed = []
-    for i in range(100):
-        t = time.perf_counter()
-        embedder.embed([f"How do I reverse a list in Python, variant {i}?"])
-        embed.append((time.perf_counter() - t) * 1000)
+    index.index.expansion_search = default_ef  # type: ignore[misc]
     return {
         "entries": entries,
         "queries": queries,
         "build_s": round(build_s, 2),
+        "index": {"connectivity": index.index.connectivity, "dtype": str(index.index.dtype), "ef_default": default_ef},
         "hnsw": by_ef,
         "brute_force_numpy": _stats(brute),
-        "embed_one_question": _stats(embed),
+        "end_to_end": _end_to_end(index),
     }
+
+
+def _end_to_end(index: object) -> dict[str, object]:
+    """``SemanticCache.find`` as the gateway calls it (thread hop included), the index holding the random entries
+    plus the first question of every labelled pair: a paraphrase asks the second question (a hit unless the
+    guard or the threshold says no), a meaning change asks its second question (must miss), an unseen question
+    has no near entry (plain: no numbers, dates or names, so the lookup embeds and searches; with a number no stored
+    question has: a certain miss, stopped before embedding). Each question is asked once (no recent-vector
+    reuse); ``embedded`` counts the lookups that ran the embedder."""
+    import asyncio
+
+    from llmops.gateway.config import CacheConfig
+    from llmops.gateway.providers.embed import OnnxEmbedder
+    from llmops.gateway.semantic_cache import SemanticCache, _Entry, guard, signature, split_request
+
+    embedder = OnnxEmbedder(threads=1)
+    embedder.embed(["warm up"])
+    embedded = [0]
+
+    def embed(texts: list[str]) -> np.ndarray:
+        embedded[0] += 1
+        return embedder.embed(texts)[0]
+
+    cache = SemanticCache(_NoStore(), embed)
+    config = CacheConfig.model_validate({"semantic": {"enabled": True}})
+    same, different = _pairs()
+    for entry in index.entries.values():  # type: ignore[attr-defined]
+        entry.question = "a stored question"  # "q17" would read as the number 17 to the guard
+    index.signatures = {signature("a stored question")}  # type: ignore[attr-defined]
+    stored = [a for a, _ in same + different]
+    index.add_many(embedder.embed(stored)[0], [_Entry(q, {"answer": q}, None, 2**62) for q in stored])  # type: ignore[attr-defined]
+    body = {"model": "bench", "messages": [{"role": "user", "content": "x"}]}
+    context = split_request(body)[0]  # type: ignore[index]
+    cache._route("p", "bench", 0)[context] = index  # type: ignore[assignment]
+
+    def ask(q: str) -> dict[str, object]:
+        return {**body, "messages": [{"role": "user", "content": f"{q}"}]}
+
+    verbs = "clean fix paint sell insure charge cool replace unlock restart".split()
+    nouns = "bike kitchen laptop garden roof phone fridge boiler printer keyboard sofa window".split()
+    plain = [f"how should i {v} an old {n} at home?" for v in verbs for n in nouns]  # no numbers, dates, names
+    unseen = [f"What is the boiling point of compound number {i} at sea level?" for i in range(len(same))]
+    out: dict[str, object] = {}
+    embed_ms, guard_ms = [], []
+
+    async def run() -> None:
+        sets = (("paraphrase", [b for _, b in same]), ("meaning_change", [b for _, b in different]),
+                ("unseen_plain", plain), ("unseen_with_number", unseen))  # fmt: skip
+        for name, questions in sets:
+            times, hits = [], 0
+            embedded[0] = 0
+            for q in questions:
+                cache._recent.clear()  # a new question: the lookup embeds it (unless it is a certain miss)
+                t = time.perf_counter()
+                found = await cache.find("p", "bench", ask(q), config, 1)
+                times.append((time.perf_counter() - t) * 1000)
+                hits += found is not None
+            out[name] = {**_stats(times), "questions": len(questions), "hits": hits, "embedded": embedded[0]}
+        for q in unseen[:100]:
+            t = time.perf_counter()
+            embedder.embed([q])
+            embed_ms.append((time.perf_counter() - t) * 1000)
+        for a, b in same + different:
+            t = time.perf_counter()
+            guard(a, b)
+            guard_ms.append((time.perf_counter() - t) * 1000)
+
+    asyncio.run(run())
+    out["embed_one_question"] = _stats(embed_ms)
+    out["guard_one_pair"] = _stats(guard_ms)
+    return out
 
 
 def main() -> None:

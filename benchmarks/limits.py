@@ -5,7 +5,10 @@ file with the migrations applied): per call, ``admit`` (key rpm+tpm sliding wind
 reservation against a project budget and a key budget) and the settlement to the real cost (which runs just after
 the reply, off the reply's path). Baseline in the same run: the same loop with no limits configured for the
 project (the gateway's path when nothing is set: two cached look-ups). Modes: in-process counters (SQLite mode)
-and Redis (``LLMOPS_REDIS_URL``; a local redis-server on loopback, when installed).
+and Redis (``LLMOPS_REDIS_URL``; a local redis-server on loopback, when installed). In Redis mode the settlement
+is queued and carried by the next admission (one script call per call), so ``settle`` is the queueing and
+``admit`` holds the round trip. For scale, the same run measures one Redis ``PING`` round trip on a bare asyncio
+connection (the floor of any Redis check) and through redis-py's pooled client.
 Reported: p50 / p99 µs of admit, of settle, and the added p50 (admit + settle, limited minus baseline) in ms.
 ``--quick``: fewer calls.
 """
@@ -78,6 +81,35 @@ async def _measure(limits: GatewayLimits, project_id: str, n: int) -> dict[str, 
     }
 
 
+async def _ping(redis_url: str, n: int) -> dict[str, float]:
+    """p50 µs of one PING round trip: bare asyncio stream vs redis-py's pooled client (as the gateway connects)."""
+    from llmops.gateway._limits_redis import connect
+
+    host, port = redis_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    client = connect(redis_url)
+    out: dict[str, float] = {}
+
+    async def bare() -> None:
+        writer.write(b"*1\r\n$4\r\nPING\r\n")
+        await reader.readline()
+
+    async def pooled() -> None:
+        await client.ping()  # type: ignore[misc]
+
+    for name, fn in (("ping_bare_asyncio_p50_us", bare), ("ping_redis_py_pool_p50_us", pooled)):
+        times = []
+        for i in range(n + 200):
+            t = time.perf_counter()
+            await fn()
+            if i >= 200:
+                times.append((time.perf_counter() - t) * 1e6)
+        out[name] = round(pct(times, 0.5), 1)
+    writer.close()
+    await client.aclose()
+    return out
+
+
 async def _mode(engine: Any, redis_url: str | None, n: int) -> dict[str, Any]:
     store = SqlLimitsStore(engine)
     counters: Counters
@@ -122,6 +154,7 @@ def main() -> None:
         with optional_redis() as url:
             if url:
                 result["redis_mode"] = asyncio.run(_mode(engine, url, n))
+                result["redis_round_trip"] = asyncio.run(_ping(url, min(n, 5000)))
         engine.dispose()
     result["targets"] = {"sqlite_mode_added_p50_ms": 0.2, "redis_mode_added_p50_ms": 1.0}
     save("limits", result)
