@@ -1,5 +1,9 @@
 """The span processor that carries ``user.id`` / ``session.id`` down a trace (imported by ``init`` only:
-``opentelemetry.sdk`` is too heavy for ``import llmops``)."""
+``opentelemetry.sdk`` is too heavy for ``import llmops``).
+
+It acts on SDK spans (other instrumentation, ``wrap_openai``), under a light or an SDK parent alike (both
+expose ``attributes``). Light spans (``@observe``, ``span()``) are not started through the provider: they
+copy the same keys under the same rule in ``_light.start_span``."""
 
 from __future__ import annotations
 

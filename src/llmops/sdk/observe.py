@@ -10,7 +10,9 @@ Usable bare (``@observe``) or with options (``@observe(name=..., kind=..., captu
   wrapped generator; a generator closed early ends its span as ok with ``llmops.closed_early``.
 - **Exceptions** are recorded (event, ``error.type``, status ERROR) and re-raised unchanged (same object).
 - **Hot path**: names, kind attributes and the argument mapping are computed at decoration time; a call
-  reads one module global (no span at all before ``init``), starts an OpenTelemetry span, attaches it.
+  reads one module global (no span at all before ``init``), encodes its content with orjson, starts a
+  ``_light.LightSpan`` (an OpenTelemetry API span whose export work happens on a background thread) and
+  attaches it to the OpenTelemetry context, so instrumentation called inside nests under it.
 """
 
 from __future__ import annotations
@@ -21,19 +23,16 @@ from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from opentelemetry import context, trace
-from opentelemetry.trace import Span
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from llmops.sdk import runtime
-from llmops.sdk._attributes import OUTPUT_MIME, OUTPUT_VALUE, SpanKindName
+from llmops.sdk._attributes import INPUT_MIME, INPUT_VALUE, OUTPUT_MIME, OUTPUT_VALUE, SpanKindName
 from llmops.sdk._content import TRUNCATED, ArgNames, as_text, clip
-from llmops.sdk.spans import record_error, set_content, span_attributes
+from llmops.sdk._light import LightSpan, attach, current_context, detach, start_span, with_span
+from llmops.sdk.spans import record_error, span_attributes
 
 F = TypeVar("F", bound=Callable[..., Any])
-_set_span_in_context = trace.set_span_in_context
-_attach = context.attach
-_detach = context.detach
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,22 +95,26 @@ def _default_name(fn: Any) -> str:
     return str(qualname).rsplit("<locals>.", 1)[-1]
 
 
-def _start(rt: runtime.Runtime, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
-    span = rt.tracer.start_span(spec.name, attributes=spec.attributes)
-    if spec.args is not None and rt.capture_content and (args or kwargs) and span.is_recording():
+def _start(
+    rt: runtime.Runtime, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: Context
+) -> LightSpan | None:
+    """The call's span under the current span of ``ctx``, its input recorded (None: parent not sampled)."""
+    attrs: dict[str, Any] = spec.attributes.copy() if spec.attributes else {}
+    if spec.args is not None and (args or kwargs) and rt.capture_content:
         bound = spec.args(args, kwargs)
         if bound:
-            set_content(span, "input", bound, rt.max_content_bytes)
-    return span
+            attrs[INPUT_VALUE], attrs[INPUT_MIME] = as_text(bound, rt.max_content_bytes)
+    return start_span(spec.name, attrs, ctx, rt.spans)
 
 
-def _end(rt: runtime.Runtime, spec: _Spec, span: Span, result: Any) -> None:
-    if spec.capture_output and rt.capture_content and result is not None and span.is_recording():
-        set_content(span, "output", result, rt.max_content_bytes)
+def _end(rt: runtime.Runtime, spec: _Spec, span: LightSpan, result: Any) -> None:
+    if result is not None and spec.capture_output and rt.capture_content and not span.end_ns:
+        attrs = span.attrs
+        attrs[OUTPUT_VALUE], attrs[OUTPUT_MIME] = as_text(result, rt.max_content_bytes)
     span.end()
 
 
-def _fail(span: Span, exc: BaseException) -> None:
+def _fail(span: LightSpan, exc: BaseException) -> None:
     record_error(span, exc)
     span.end()
 
@@ -121,15 +124,18 @@ def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         rt = runtime._runtime
         if rt is None:
             return fn(*args, **kwargs)
-        span = _start(rt, spec, args, kwargs)
-        token = _attach(_set_span_in_context(span))
+        ctx = current_context()
+        span = _start(rt, spec, args, kwargs, ctx)
+        if span is None:
+            return fn(*args, **kwargs)
+        token = attach(with_span(ctx, span))
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _detach(token)
+            detach(token)
             _fail(span, exc)
             raise
-        _detach(token)
+        detach(token)
         _end(rt, spec, span, result)
         return result
 
@@ -141,15 +147,18 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         rt = runtime._runtime
         if rt is None:
             return await fn(*args, **kwargs)
-        span = _start(rt, spec, args, kwargs)
-        token = _attach(_set_span_in_context(span))
+        ctx = current_context()
+        span = _start(rt, spec, args, kwargs, ctx)
+        if span is None:
+            return await fn(*args, **kwargs)
+        token = attach(with_span(ctx, span))
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _detach(token)
+            detach(token)
             _fail(span, exc)
             raise
-        _detach(token)
+        detach(token)
         _end(rt, spec, span, result)
         return result
 
@@ -158,25 +167,27 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 
 class _Run:
     """One generator run: its span, the context to attach while the generator body runs, its items.
-    Every method is a no-op when the SDK was not initialised at the first ``next``."""
+    Every method is a no-op when the SDK was not initialised at the first ``next`` (or the parent is not
+    sampled)."""
 
     __slots__ = ("rt", "span", "ctx", "items", "budget", "dropped")
 
     def __init__(self, rt: runtime.Runtime | None, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.rt = rt
-        self.span = _start(rt, spec, args, kwargs) if rt is not None else None
-        self.ctx = _set_span_in_context(self.span) if self.span is not None else None
-        capture = rt is not None and spec.capture_output and rt.capture_content
+        ctx = current_context()
+        self.span = _start(rt, spec, args, kwargs, ctx) if rt is not None else None
+        self.rt = rt if self.span is not None else None
+        self.ctx = with_span(ctx, self.span) if self.span is not None else None
+        capture = self.rt is not None and spec.capture_output and self.rt.capture_content
         self.items: list[Any] | None = [] if capture else None
         self.budget = rt.max_content_bytes if rt is not None else 0
         self.dropped = False
 
     def attach(self) -> object:
-        return _attach(self.ctx) if self.ctx is not None else None
+        return attach(self.ctx) if self.ctx is not None else None
 
     def detach(self, token: object) -> None:
         if token is not None:
-            _detach(token)  # type: ignore[arg-type]
+            detach(token)
 
     def add(self, item: Any) -> None:
         if self.items is None:
@@ -209,7 +220,8 @@ class _Run:
         if self.dropped and not text.endswith(TRUNCATED):
             text = clip(text, rt.max_content_bytes - len(TRUNCATED.encode()))
             text = text if text.endswith(TRUNCATED) else text + TRUNCATED
-        span.set_attributes({OUTPUT_VALUE: text, OUTPUT_MIME: mime})
+        if not span.end_ns:
+            span.attrs[OUTPUT_VALUE], span.attrs[OUTPUT_MIME] = text, mime
 
 
 def _wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Any]:

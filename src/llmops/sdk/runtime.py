@@ -7,6 +7,11 @@ Choices (documented in docs/sdk.md):
   installed globally too, so other OpenTelemetry instrumentation in the process (OpenInference, httpx, ...)
   nests under our spans and is exported to llmops. OpenTelemetry allows one global provider per process:
   a later ``init`` (after ``shutdown``) does not replace it.
+- **Light spans on the hot path**: ``@observe`` and ``span()`` make ``_light.LightSpan``s (an OpenTelemetry API
+  span without the SDK's per-span work); ``_light_export.LightExport`` buffers them (bounded by
+  ``max_queue_size``; dropped and counted when full) and a background thread turns them into SDK
+  ``ReadableSpan``s for the provider's processors. Spans of other instrumentation (and ``wrap_openai``) are
+  ordinary SDK spans of the same provider and nest under light spans as under any span.
 - **Export never blocks and never raises**: a ``BatchSpanProcessor`` (bounded queue, ``max_queue_size``;
   spans are dropped, and logged by OpenTelemetry, when it is full) on a background thread; the OTLP/HTTP
   exporter posts protobuf to ``{base_url}/v1/traces`` with ``Authorization: Bearer {api_key}``; its failures
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Tracer
 
+    from llmops.sdk._light_export import LightExport
     from llmops.sdk.scores import ScoreSender
 
 log = logging.getLogger("llmops.sdk")
@@ -56,6 +62,7 @@ class Runtime:
     capture_content: bool
     max_content_bytes: int
     scores: ScoreSender | None
+    spans: LightExport  # where ended light spans go
 
 
 _runtime: Runtime | None = None  # read on every observed call: one global lookup, no lock
@@ -104,14 +111,11 @@ def init(
         raise ConfigError(f"max_content_bytes must be at least 64, got {max_content_bytes}", param="max_content_bytes")
     if exporter is None:
         exporter = _otlp_exporter(url, key or "", export_timeout_s)
-    provider = _provider(
-        exporter,
-        span_processors,
-        service_name=service_name,
-        batch=(max_queue_size, max_export_batch_size, schedule_delay_ms, export_timeout_s),
-    )
-    scores = _score_sender(url, key, provider, score_transport, export_timeout_s)
-    runtime = Runtime(provider, provider.get_tracer(TRACER_NAME), url, capture_content, max_content_bytes, scores)
+    batch = (max_queue_size, max_export_batch_size, schedule_delay_ms, export_timeout_s)
+    provider, light = _provider(exporter, span_processors, service_name=service_name, batch=batch)
+    scores = _score_sender(url, key, provider, light, score_transport, export_timeout_s)
+    tracer = provider.get_tracer(TRACER_NAME)
+    runtime = Runtime(provider, tracer, url, capture_content, max_content_bytes, scores, light)
     with _lock:
         previous, _runtime = _runtime, runtime
         _register_atexit()
@@ -134,39 +138,53 @@ def _provider(
     *,
     service_name: str | None,
     batch: tuple[int, int, int, float],
-) -> TracerProvider:
+) -> tuple[TracerProvider, LightExport]:
+    """The provider (for SDK spans) and the light-span export feeding the same processors."""
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import Tracer, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from llmops.sdk._inherit import InheritProcessor
+    from llmops.sdk._light_export import LightExport
 
     resource = Resource.create({"service.name": service_name} if service_name else {})
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(InheritProcessor())
     queue_size, batch_size, delay_ms, timeout_s = batch
-    provider.add_span_processor(
+    processors = [
         BatchSpanProcessor(
             exporter,
             max_queue_size=queue_size,
             max_export_batch_size=min(batch_size, queue_size),
             schedule_delay_millis=delay_ms,
             export_timeout_millis=timeout_s * 1000,
-        )
-    )
-    for processor in extra:
+        ),
+        *extra,
+    ]
+    for processor in processors:
         provider.add_span_processor(processor)
-    return provider
+    enabled = isinstance(provider.get_tracer(TRACER_NAME), Tracer)  # not with OTEL_SDK_DISABLED=true
+    light = LightExport(
+        processors if enabled else (),
+        resource=resource,
+        scope=InstrumentationScope(TRACER_NAME),
+        max_queue_size=queue_size,
+        wake_at=min(batch_size, queue_size),
+        interval_s=min(delay_ms / 1000, 0.2),
+    )
+    return provider, light
 
 
 def _score_sender(
-    url: str, key: str | None, provider: TracerProvider, transport: Any, timeout_s: float
+    url: str, key: str | None, provider: TracerProvider, light: LightExport, transport: Any, timeout_s: float
 ) -> ScoreSender | None:
     if not key:
         return None
     from llmops.sdk.scores import ScoreSender
 
     def flush_spans() -> None:
+        light.flush(timeout_s)
         provider.force_flush(int(timeout_s * 1000))
 
     return ScoreSender(url, key, flush_spans=flush_spans, transport=transport, timeout_s=timeout_s)
@@ -192,7 +210,8 @@ def flush(timeout_s: float = 10.0) -> bool:
     if runtime is None:
         return True
     try:
-        ok = runtime.provider.force_flush(int(timeout_s * 1000))
+        ok = runtime.spans.flush(timeout_s)
+        ok = runtime.provider.force_flush(int(timeout_s * 1000)) and ok
         if runtime.scores is not None:
             ok = runtime.scores.flush(timeout_s) and ok
         return bool(ok)
@@ -212,6 +231,7 @@ def shutdown(timeout_s: float = 10.0) -> None:
 
 def _close(runtime: Runtime, timeout_s: float) -> None:
     try:
+        runtime.spans.close(timeout_s)
         runtime.provider.force_flush(int(timeout_s * 1000))
         if runtime.scores is not None:
             runtime.scores.close(timeout_s)

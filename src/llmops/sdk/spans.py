@@ -3,9 +3,11 @@
 - ``span(name, kind=...)`` is a context manager usable with ``with`` and ``async with``; it yields an
   :class:`ObservedSpan` (``set_input``, ``set_output``, ``set_attribute``, ``add_tags``, ids). An exception
   leaving the block is recorded on the span (event, ``error.type``, status ERROR) and propagates unchanged.
+  Like ``@observe`` it makes a ``_light.LightSpan`` (exported from a background thread).
 - ``set_user`` / ``set_session`` write ``user.id`` / ``session.id`` + ``gen_ai.conversation.id`` on the current
-  span; ``_inherit.InheritProcessor`` copies them onto every span started under it afterwards (any instrumentation
-  using our provider), so a whole request's spans carry them without a context variable that could leak.
+  span; every span started under it afterwards copies them (light spans in ``_light.start_span``, SDK spans of
+  any instrumentation using our provider in ``_inherit.InheritProcessor``), so a whole request's spans carry
+  them without a context variable that could leak.
 - ``trace_headers()`` returns the W3C ``traceparent`` (and ``tracestate``) of the current span, plus
   ``x-llmops-user`` / ``x-llmops-session`` that the gateway reads: pass them as ``extra_headers=`` to an
   unwrapped OpenAI client (``wrap_openai`` does it by itself when the client points at the gateway).
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from opentelemetry import context, trace
+from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -38,6 +40,7 @@ from llmops.sdk._attributes import (
     kind_attributes,
 )
 from llmops.sdk._content import as_text
+from llmops.sdk._light import attach, current_context, detach, start_span, with_span
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _UNSET: Any = object()
@@ -129,7 +132,7 @@ def span_attributes(
     attrs: dict[str, AttributeValue] = dict(attributes or {})
     attrs.update(kind_attributes(kind))
     if tags:
-        attrs[TAGS] = [str(t) for t in tags]
+        attrs[TAGS] = tuple(str(t) for t in tags)
     if user_id is not None:
         attrs[USER_ID] = str(user_id)
     if session_id is not None:
@@ -140,11 +143,12 @@ def span_attributes(
 class SpanScope:
     """What ``span()`` returns: enter with ``with`` or ``async with``; one use."""
 
-    __slots__ = ("_name", "_attributes", "_input", "_span", "_token")
+    __slots__ = ("_name", "_attributes", "_dirty", "_input", "_span", "_token")
 
-    def __init__(self, name: str, attributes: dict[str, AttributeValue], input_value: Any) -> None:
+    def __init__(self, name: str, attributes: dict[str, AttributeValue], input_value: Any, *, dirty: bool) -> None:
         self._name = name
         self._attributes = attributes
+        self._dirty = dirty  # attributes from the caller: validated at export
         self._input = input_value
         self._span: Span | None = None
         self._token: object = None
@@ -153,12 +157,16 @@ class SpanScope:
         rt = runtime._runtime
         if rt is None:
             return ObservedSpan(trace.INVALID_SPAN, 0, False)
-        otel = rt.tracer.start_span(self._name, attributes=self._attributes)
-        handle = ObservedSpan(otel, rt.max_content_bytes, rt.capture_content)
+        ctx = current_context()
+        light = start_span(self._name, dict(self._attributes), ctx, rt.spans)
+        if light is None:  # under a parent that is not sampled: nothing recorded, the parent stays current
+            return ObservedSpan(trace.get_current_span(ctx), 0, False)
+        light.dirty = self._dirty
+        handle = ObservedSpan(light, rt.max_content_bytes, rt.capture_content)
         if self._input is not _UNSET:
             handle.set_input(self._input)
-        self._span = otel
-        self._token = context.attach(trace.set_span_in_context(otel))
+        self._span = light
+        self._token = attach(with_span(ctx, light))
         return handle
 
     def __exit__(
@@ -169,7 +177,7 @@ class SpanScope:
             return
         if exc is not None:
             record_error(otel, exc)
-        context.detach(self._token)  # type: ignore[arg-type]
+        detach(self._token)
         otel.end()
 
     async def __aenter__(self) -> ObservedSpan:
@@ -192,7 +200,8 @@ def span(
     attributes: Mapping[str, AttributeValue] | None = None,
 ) -> SpanScope:
     """A span around a block: ``with llmops.span("retrieve", kind="retrieval") as s: ...; s.set_output(docs)``."""
-    return SpanScope(name, span_attributes(kind, tags, user_id, session_id, attributes), input)
+    attrs = span_attributes(kind, tags, user_id, session_id, attributes)
+    return SpanScope(name, attrs, input, dirty=bool(attributes))
 
 
 def _current_recording() -> Span | None:
