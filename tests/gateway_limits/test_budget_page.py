@@ -62,6 +62,7 @@ def test_budgets_page_lists_creates_and_deletes(server_factory, fake_upstream: F
         gone = web.post(f"/budgets/{tagged['budget_id']}/delete")
         assert gone.status_code == 303
         assert f'id="budget-{tagged["budget_id"]}"' not in web.get("/budgets").text
+        assert web.post(f"/budgets/{tagged['budget_id']}/delete").status_code == 404  # gone (or another project's)
     assert srv.client().get(f"/api/budgets/{tagged['budget_id']}").status_code == 404
 
 

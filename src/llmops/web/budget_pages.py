@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from llmops.core.errors import ConfigError, InvalidInputError, LlmopsError, PermissionDeniedError
+from llmops.core.errors import ConfigError, InvalidInputError, LlmopsError, NotFoundError, PermissionDeniedError
 from llmops.gateway.budgets import BudgetService, BudgetSpec, Mode, Period, Scope
 from llmops.projects import Principal
 from llmops.web.pages import WebUI, same_origin
@@ -37,6 +37,7 @@ def _view(b: dict[str, Any]) -> dict[str, Any]:
 
 def spec_from_form(form: Any) -> BudgetSpec:
     """The create form as a :class:`BudgetSpec` (unknown choices and a bad amount are ``InvalidInputError``)."""
+
     def choice(name: str, allowed: tuple[str, ...], default: str) -> Any:
         value = str(form.get(name) or default)
         if value not in allowed:
@@ -89,6 +90,8 @@ def budget_router(ui: WebUI) -> APIRouter:
             if not who.is_admin:
                 raise PermissionDeniedError("creating and deleting budgets needs an admin key")
             await action(svc)
+        except NotFoundError:  # another project's budget: the 404 page, as every page does (no enumeration)
+            return await ui.page(request, who, "not_found.html", status_code=404)
         except LlmopsError as exc:
             return RedirectResponse(f"/budgets?error={quote(exc.message)}", status_code=303)
         return RedirectResponse("/budgets", status_code=303)
