@@ -185,24 +185,31 @@ class _MultiRowInsert:
     Why: Python's sqlite3 releases the GIL around every ``sqlite3_step``, i.e. once per row of an executemany.
     When the event loop keeps the GIL busy (a gateway under load), each re-acquisition waits a whole switch
     interval (5 ms), so a 512-span batch took seconds and the span queue overflowed. One statement per chunk
-    hands the GIL over a few times per batch instead of once per row."""
+    hands the GIL over a few times per batch instead of once per row.
+
+    Statements come in power-of-two row counts only (a chunk of 300 rows runs as 256 + 32 + 8 + 4): sqlite3 keeps
+    every distinct statement prepared in its per-connection cache, and one per batch size (1..512 rows, 20k host
+    parameters each) grew the server's memory by hundreds of MB under varied load (docs/benchmarks.md, issue 2).
+    """
 
     MAX_PARAMS = 30_000  # SQLite >= 3.32 allows 32,766 host parameters per statement
 
     def __init__(self, head: str, width: int, tail: str) -> None:
         self._head, self._width, self._tail = head, width, tail
-        self._rows_per_statement = max(1, self.MAX_PARAMS // width)
+        most = max(1, self.MAX_PARAMS // width)
+        self._largest = 1 << (most.bit_length() - 1)  # the largest power of two within the parameter limit
         self._row = "(" + ", ".join(["?"] * width) + ")"
         self._sql: dict[int, str] = {}
 
     def run(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        step = self._rows_per_statement
-        for i in range(0, len(rows), step):
-            chunk = rows[i : i + step]
-            sql = self._sql.get(len(chunk))
+        i, left = 0, len(rows)
+        while left:
+            size = min(self._largest, 1 << (left.bit_length() - 1))
+            sql = self._sql.get(size)
             if sql is None:
-                sql = self._sql[len(chunk)] = f"{self._head} VALUES {', '.join([self._row] * len(chunk))} {self._tail}"
-            conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+                sql = self._sql[size] = f"{self._head} VALUES {', '.join([self._row] * size)} {self._tail}"
+            conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[i : i + size])))
+            i, left = i + size, left - size
 
 
 def _multi_from(single_row_sql: str, width: int) -> _MultiRowInsert:
