@@ -379,6 +379,8 @@ class Admission:
         if self.done:
             return
         self.done = True
+        if self.reservation is None and not self.token_counters:  # no budget, no token limit: nothing to settle
+            return
         self._limits.spawn(self._finish(cost_usd, tokens, consumed))
 
     async def _finish(self, cost_usd: float | None, tokens: int | None, consumed: bool) -> None:
