@@ -600,7 +600,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 warm()
         # Everything built at start-up (models' Python objects, tables, routes: ~200k objects) lives as long as the
         # process; frozen, the cyclic collector stops traversing it on every full collection, which took
-        # 20-180 ms and set the gateway's p99 (docs/benchmarks.md, issue 2).
+        # 20-180 ms and set the gateway's p99 (docs/benchmarks.md, issue 2). Unfrozen at shutdown: a frozen object
+        # that dies is never collected, and a process that builds many apps (the test suite) would keep them all.
         gc.collect()
         gc.freeze()
         # Background threads (span writer, database calls) hand the GIL back to the event loop after 1 ms instead
@@ -630,6 +631,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             checkpointer.stop()
             svc.engine.dispose()
             release_framework_caches()
+            gc.unfreeze()  # what start-up froze is collectable again (a process that builds many apps: tests)
 
     app = FastAPI(
         title="llmops",
