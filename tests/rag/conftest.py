@@ -1,5 +1,5 @@
-"""RAG fixtures: a migrated database on SQLite and on PostgreSQL, the real local embedder (shared per session),
-a RagService over them, and a tiny document corpus."""
+"""RAG fixtures: a migrated database on SQLite, on PostgreSQL and on PostgreSQL with pgvector, the real local
+embedder (shared per session), a RagService over them, and a tiny document corpus."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ def embedder() -> OnnxEmbedder:
     return OnnxEmbedder(threads=1)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "pgvector"])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    """ "postgres": Debian's server, no pgvector (in-process index); "pgvector": the bundled one (search in SQL)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'rag.db'}"
     else:
         from tests.support.postgres import create_database
 
-        url = create_database(request.getfixturevalue("pg_server"), "rag_" + uuid.uuid4().hex[:12])
+        server = request.getfixturevalue("pg_server" if request.param == "postgres" else "pgvector_server")
+        url = create_database(server, "rag_" + uuid.uuid4().hex[:12])
     eng = create_db_engine(url)
     upgrade(eng)
     yield eng

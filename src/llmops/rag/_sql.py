@@ -3,6 +3,12 @@
 Keyword search: SQLite FTS5 (porter stemmer, bm25) / PostgreSQL ``tsvector`` ('english', ts_rank); query terms
 are OR-ed (retrieval wants any matching word, ranked), unlike the trace search which requires all of them.
 Embeddings are stored as raw float32 bytes (384 x 4 = 1536 bytes per chunk).
+
+pgvector: on PostgreSQL where migration 0012 could create the ``vector`` extension, ``rag_chunks`` also has
+``embedding_vec vector(384)`` with an HNSW index (``vector_cosine_ops``). The store then writes the vector
+there too and :meth:`SqlRagStore.vector_search` answers with ``ORDER BY embedding_vec <=> :q LIMIT n``,
+filtered by project, collection and metadata in SQL (pgvector >= 0.8 scans the graph iteratively until
+enough rows pass the filter). Elsewhere ``native_vectors`` is False and the service keeps its in-process index.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import UserDefinedType
 
 from llmops.core.errors import ConflictError, NotFoundError
 from llmops.rag.models import EMBEDDING_DIM, Chunk, Collection, Document, DocumentVersion, IndexVersion
@@ -116,6 +124,70 @@ search_t = sa.Table(
 _CHUNK_COLS = [c for c in chunks_t.c if c.name != "embedding"]
 
 
+class _Vector(UserDefinedType[np.ndarray]):
+    """pgvector's ``vector(384)``, bound as its text form ``[x,y,...]`` (float32 values round-trip exactly)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return f"vector({EMBEDDING_DIM})"
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return sa.cast(bindvalue, self)
+
+    def bind_processor(self, dialect: Any) -> Any:
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            return "[" + ",".join(map(str, np.asarray(value, dtype=np.float32).tolist())) + "]"
+
+        return process
+
+
+# rag_chunks with its pgvector column (only where migration 0012 added it): used for inserts and vector search
+chunks_vec_t = sa.Table(
+    "rag_chunks",
+    sa.MetaData(),
+    *(sa.Column(col.name, col.type, primary_key=col.primary_key) for col in chunks_t.c),
+    sa.Column("embedding_vec", _Vector()),
+)
+_ITERATIVE_SCAN = (0, 8, 0)  # pgvector version that added hnsw.iterative_scan
+_MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+_SET_EF = sa.text("SELECT set_config('hnsw.ef_search', :ef, true)")
+# strict_order: keep scanning the graph until LIMIT rows pass the WHERE (project, collection, metadata)
+_SET_EF_AND_SCAN = sa.text(
+    "SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'strict_order', true)"
+)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def _metadata_filter(filters: dict[str, Any]) -> list[Any]:
+    """SQL twin of ``store.metadata_matches`` on ``rag_documents`` (``source`` is the document's own source)."""
+    d = documents_t.c
+    meta = sa.cast(d.metadata, JSONB)
+    conds: list[Any] = []
+    for key, want in filters.items():
+        wants = want if isinstance(want, list) else [want]
+        if key == "source":
+            conds.append(d.source.in_([w for w in wants if isinstance(w, str)]))
+            continue
+        field = meta.op("->", return_type=JSONB)(key)  # not meta[key]: jsonb subscripts need PostgreSQL 14
+        alts: list[Any] = []
+        if any(w is None for w in wants):
+            alts += [field.is_(None), field == sa.literal_column("'null'::jsonb")]
+        values: list[Any] = []
+        for w in (w for w in wants if w is not None):
+            values.append(w)
+            if isinstance(w, bool) or (type(w) is int and w in (0, 1)):
+                values.append(int(w) if isinstance(w, bool) else bool(w))  # Python: True == 1
+        alts += [field == sa.literal(v, JSONB) for v in values]
+        conds.append(sa.or_(*alts) if alts else sa.false())
+    return conds
+
+
 def to_dt(ns: int | None) -> datetime | None:
     return None if ns is None else datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
@@ -182,10 +254,70 @@ def _live(project_id: str, collection: str) -> list[Any]:
     return [d.project_id == project_id, d.collection == collection, d.deleted_ns.is_(None)]
 
 
+def vector_query(
+    project_id: str, collection: str, vector: np.ndarray, *, limit: int, filters: dict[str, Any] | None = None
+) -> sa.Select[Any]:
+    """``SELECT chunk_id, embedding_vec <=> :q ... ORDER BY`` that distance: the shape pgvector's HNSW index serves."""
+    c = chunks_vec_t.c
+    distance = c.embedding_vec.op("<=>", return_type=sa.Float)(sa.bindparam("q", vector, type_=_Vector()))
+    q = sa.select(c.chunk_id, distance).where(c.project_id == project_id, c.collection == collection)
+    if filters:
+        d = documents_t.c
+        q = q.join(
+            documents_t,
+            sa.and_(d.project_id == c.project_id, d.collection == c.collection, d.document_id == c.document_id),
+        ).where(*_metadata_filter(filters))
+    return q.order_by(distance).limit(limit)
+
+
 class SqlRagStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._pgvector: tuple[int, ...] | None = None  # pgvector version once detected; () = not available
+
+    # --- pgvector ------------------------------------------------------------------------------------
+
+    @property
+    def native_vectors(self) -> bool:
+        """True on PostgreSQL whose ``rag_chunks`` has the pgvector column (migration 0012): search in SQL."""
+        if self._pgvector is None:
+            self._pgvector = () if self._sqlite else self._detect_pgvector()
+        return bool(self._pgvector)
+
+    def _detect_pgvector(self) -> tuple[int, ...]:
+        with self._engine.connect() as conn:
+            has_column = conn.execute(
+                sa.text(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = 'rag_chunks' AND column_name = 'embedding_vec'"
+                )
+            ).first()
+            version = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+        return _version(str(version)) if has_column and version else ()
+
+    def vector_search(
+        self,
+        project_id: str,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        ef_search: int = 192,
+        filters: dict[str, Any] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) best first, by pgvector's HNSW index (only when ``native_vectors``)."""
+        if not self.native_vectors:
+            raise RuntimeError("vector_search needs PostgreSQL with pgvector (native_vectors is False)")
+        q = vector_query(project_id, collection, vector, limit=limit, filters=filters)
+        with self._engine.begin() as conn:  # SET LOCAL-style settings live until the end of this transaction
+            ef = str(min(max(ef_search, limit), _MAX_EF_SEARCH))  # pgvector returns at most ef_search rows
+            if self._pgvector is not None and self._pgvector >= _ITERATIVE_SCAN:
+                conn.execute(_SET_EF_AND_SCAN, {"ef": ef})
+            else:
+                conn.execute(_SET_EF, {"ef": ef})
+            rows = conn.execute(q).all()
+        return [(r[0], 1.0 - float(r[1])) for r in rows]
 
     # --- collections ---------------------------------------------------------------------------------
 
@@ -418,6 +550,7 @@ class SqlRagStore:
                 self._delete_document(conn, p, coll, doc_id, iv.version, write.updated_ns)
             for w in write.writes:
                 self._write_document(conn, p, coll, w.document, w.text, iv.version)
+            native = self.native_vectors
             chunk_rows = [
                 {
                     "chunk_id": r.chunk.chunk_id,
@@ -433,12 +566,13 @@ class SqlRagStore:
                     "end_offset": r.chunk.end,
                     "content_hash": r.chunk.content_hash,
                     "embedding": np.asarray(r.embedding, dtype=np.float32).tobytes(),
+                    **({"embedding_vec": r.embedding} if native else {}),
                 }
                 for w in write.writes
                 for r in w.chunks
             ]
             if chunk_rows:
-                conn.execute(chunks_t.insert(), chunk_rows)
+                conn.execute((chunks_vec_t if native else chunks_t).insert(), chunk_rows)
                 texts = [
                     (r.chunk.chunk_id, f"{r.chunk.heading}\n{r.chunk.text}") for w in write.writes for r in w.chunks
                 ]

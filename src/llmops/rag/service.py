@@ -3,7 +3,8 @@
 Ingest: parse -> chunk -> reuse the embedding of every chunk whose content hash is already stored in the
 collection -> embed the rest (batched, off the event loop) -> ONE transaction writes documents, history,
 chunks, keyword index and the new index version. A failure before the commit changes nothing.
-Search: vector (usearch) and keyword (FTS5 / tsvector) lists fused by reciprocal rank (k=60).
+Search: vector (usearch in process; pgvector's HNSW index in SQL where the store has it) and keyword
+(FTS5 / tsvector) lists fused by reciprocal rank (k=60).
 """
 
 from __future__ import annotations
@@ -409,6 +410,8 @@ class RagService:
     def warm_indexes(self) -> int:
         """Build the vector index of every collection from the stored embeddings (start-up, in a thread)."""
         built = 0
+        if self.store.native_vectors:  # pgvector searches in the database: nothing to build in process
+            return built
         for project_id, name in self.store.all_collections():
             coll = self.store.find_collection(project_id, name)
             if coll is not None and coll.chunks:
@@ -469,7 +472,7 @@ class RagService:
         keyword: list[tuple[str, float]] = []
         if mode in ("hybrid", "vector"):
             qv, _ = self._embedder.embed([query])
-            vector = self._index(project_id, coll).search(np.asarray(qv[0], dtype=np.float32), max(fetch, 50))
+            vector = self._vector_search(project_id, coll, np.asarray(qv[0], dtype=np.float32), max(fetch, 50), filters)
         if mode in ("hybrid", "keyword"):
             keyword = self.store.keyword_search(project_id, coll.collection, query, limit=max(fetch, 50))
         scores = _rrf(vector, keyword) if mode == "hybrid" else dict(vector or keyword)
@@ -491,6 +494,16 @@ class RagService:
             if len(hits) == k:
                 break
         return hits
+
+    def _vector_search(
+        self, project_id: str, coll: Collection, vector: np.ndarray, limit: int, filters: dict[str, Any]
+    ) -> list[tuple[str, float]]:
+        if self.store.native_vectors:  # pgvector: the metadata filters apply inside the HNSW scan
+            ef = self._settings.hnsw_expansion_search
+            return self.store.vector_search(
+                project_id, coll.collection, vector, limit=limit, ef_search=ef, filters=filters
+            )
+        return self._index(project_id, coll).search(vector, limit)
 
     def _record_span(
         self,

@@ -109,6 +109,24 @@ class RagStore(CorpusReader, Protocol):
         """Increment ``retrieval_count`` of documents (document_id -> number of times retrieved)."""
         ...
 
+    @property
+    def native_vectors(self) -> bool:
+        """True when the database searches vectors itself (PostgreSQL with pgvector): see ``vector_search``."""
+        ...
+
+    def vector_search(
+        self,
+        project_id: str,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        ef_search: int = 192,
+        filters: dict[str, Any] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) best first, metadata ``filters`` applied (only when ``native_vectors``)."""
+        ...
+
 
 def metadata_matches(metadata: dict[str, Any], filters: dict[str, Any]) -> bool:
     """Equality filters on metadata; a list value means "any of"."""
