@@ -82,7 +82,9 @@ class RagSettings(BaseSettings):
         12_000, description="Longest retrieved context the gateway injects into a chat (system message)."
     )
     hnsw_connectivity: int = Field(16, description="usearch HNSW graph degree (M).")
-    hnsw_expansion_search: int = Field(192, description="usearch HNSW ef at search time (recall vs latency).")
+    hnsw_expansion_search: int = Field(
+        192, description="HNSW ef at search time (recall vs latency): usearch, or pgvector's hnsw.ef_search."
+    )
 
 
 # --- RAG corpus health (owned by the corpus-health work) ---
