@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -90,6 +89,8 @@ spans = sa.Table(
     ),
 )
 _TRACE_FIELDS = [c.name for c in traces.c]
+_TRACE_ORDER = "trace_id project_id name start_ns end_ns status user_id session_id model key_id input_tokens"
+assert _TRACE_FIELDS == [*_TRACE_ORDER.split(), "output_tokens", "cost_usd", "span_count", "tags"]  # noqa: S101  _aggregate's row
 _GROUP_COLUMNS = {
     "model": spans.c.request_model,
     "key": spans.c.key_id,
@@ -98,20 +99,21 @@ _GROUP_COLUMNS = {
 }
 
 
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    return orjson.dumps(value, default=str).decode()
-
-
 _JSON_COLS = ("attributes", "input", "output")
 _SCALAR_COLS = [c.name for c in spans.c if c.name not in _JSON_COLS]
 _scalars = operator.attrgetter(*_SCALAR_COLS)  # one C call per span (the hot path of ingest)
+_orjson_dumps = orjson.dumps
 
 
 def _span_values(s: Span) -> tuple[Any, ...]:
     """The span as a row in ``_SPAN_COLS`` order (scalar columns, then the JSON ones)."""
-    return (*_scalars(s), _dumps(s.attributes) or "{}", _dumps(s.input), _dumps(s.output))
+    inp, out = s.input, s.output
+    return (
+        *_scalars(s),
+        _orjson_dumps(s.attributes, default=str).decode() if s.attributes is not None else "{}",
+        None if inp is None else _orjson_dumps(inp, default=str).decode(),
+        None if out is None else _orjson_dumps(out, default=str).decode(),
+    )
 
 
 def _span_from_row(m: Any) -> Span:
@@ -122,31 +124,61 @@ def _span_from_row(m: Any) -> Span:
     return Span(**data)
 
 
-def _aggregate(new: list[Span]) -> list[dict[str, Any]]:
-    by_trace: dict[str, list[Span]] = defaultdict(list)
+def _aggregate(new: list[Span]) -> list[tuple[Any, ...]]:
+    """One ``traces`` row (``_TRACE_FIELDS`` order) per trace of ``new``, in one pass over each trace's spans."""
+    by_trace: dict[str, list[Span]] = {}
     for s in new:
-        by_trace[s.trace_id].append(s)
+        group = by_trace.get(s.trace_id)
+        if group is None:
+            by_trace[s.trace_id] = [s]
+        else:
+            group.append(s)
     rows = []
     for trace_id, group in by_trace.items():
-        root = next((s for s in group if s.parent_span_id is None), None) or min(group, key=lambda s: s.start_ns)
+        first = group[0]
+        root = None
+        earliest = first  # the first span with the smallest start: the root when no span lacks a parent
+        start, end, failed = first.start_ns, first.end_ns, False
+        user_id = session_id = model = key_id = None
+        input_tokens = output_tokens = 0
+        costs, tags = [], []
+        for s in group:
+            if root is None and s.parent_span_id is None:
+                root = s
+            if s.start_ns < start:
+                start, earliest = s.start_ns, s
+            if s.end_ns > end:
+                end = s.end_ns
+            if s.status == "error":
+                failed = True
+            user_id = user_id or s.user_id or None
+            session_id = session_id or s.session_id or None
+            model = model or s.request_model or None
+            key_id = key_id or s.key_id or None
+            input_tokens += s.input_tokens or 0
+            output_tokens += s.output_tokens or 0
+            costs.append(s.cost_usd or 0.0)
+            attributes = s.attributes
+            if "tag.tags" in attributes or "llmops.tags" in attributes:
+                tags += span_tags(attributes)
         rows.append(
-            {
-                "trace_id": trace_id,
-                "project_id": group[0].project_id,
-                "name": root.name,
-                "start_ns": min(s.start_ns for s in group),
-                "end_ns": max(s.end_ns for s in group),
-                "status": "error" if any(s.status == "error" for s in group) else "ok",
-                "user_id": next((s.user_id for s in group if s.user_id), None),
-                "session_id": next((s.session_id for s in group if s.session_id), None),
-                "model": next((s.request_model for s in group if s.request_model), None),
-                "key_id": next((s.key_id for s in group if s.key_id), None),
-                "input_tokens": sum(s.input_tokens or 0 for s in group),
-                "output_tokens": sum(s.output_tokens or 0 for s in group),
-                "cost_usd": sum(s.cost_usd or 0.0 for s in group),
-                "span_count": len(group),
-                "tags": encode_tags(t for s in group for t in span_tags(s.attributes)),
-            }
+            (
+                trace_id,
+                first.project_id,
+                (root or earliest).name,
+                start,
+                end,
+                "error" if failed else "ok",
+                user_id,
+                session_id,
+                model,
+                key_id,
+                input_tokens,
+                output_tokens,
+                sum(costs),
+                len(group),
+                encode_tags(tags),
+            )
         )
     return rows
 
@@ -280,7 +312,7 @@ class SqlTraceStore:
         unique = list({(s.trace_id, s.span_id): s for s in batch}.values())
         return PreparedRows(
             [_span_values(sp) for sp in unique],
-            [tuple(r[c] for c in _TRACE_FIELDS) for r in _aggregate(unique)],
+            _aggregate(unique),
             search_rows(unique),
         )
 

@@ -71,6 +71,8 @@ def clean_tag(tag: object) -> str:
 def span_tags(attributes: dict[str, Any]) -> list[str]:
     """Tags of a span: attribute ``tag.tags`` or ``llmops.tags``, a list (or a comma-separated string)."""
     out: list[str] = []
+    if "tag.tags" not in attributes and "llmops.tags" not in attributes:  # TAG_ATTRIBUTES; most spans
+        return out
     for key in TAG_ATTRIBUTES:
         raw = attributes.get(key)
         values = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else []
@@ -93,15 +95,26 @@ def decode_tags(text: str | None) -> tuple[str, ...]:
 
 
 def _collect(value: Any, out: list[str]) -> None:
+    """Append every string under ``value`` (depth first, in order) to ``out``; strings and scalars in a
+    container are handled inline (no call per leaf)."""
     kind = type(value)
     if kind is str:
         out.append(value)
     elif kind is list:
         for v in value:
-            _collect(v, out)
+            t = type(v)
+            if t is str:
+                out.append(v)
+            elif t is dict or t is list:
+                _collect(v, out)
     elif kind is dict:
         for k, v in value.items():
-            if k not in _SKIP_KEYS:
+            if k in _SKIP_KEYS:
+                continue
+            t = type(v)
+            if t is str:
+                out.append(v)
+            elif t is dict or t is list:
                 _collect(v, out)
 
 
@@ -119,9 +132,18 @@ def search_text(span: Span) -> str:
 def search_rows(batch: list[Span]) -> list[tuple[str, str, str, str]]:
     rows = []
     for s in batch:
-        text = search_text(s)
-        if text:
-            rows.append((s.project_id, s.trace_id, s.span_id, text))
+        inp, outp = s.input, s.output
+        if inp is None and outp is None:
+            continue
+        out: list[str] = []
+        if inp is not None:
+            _collect(inp, out)
+        if outp is not None:
+            _collect(outp, out)
+        if out:
+            text = "\n".join(out)[:MAX_SEARCH_CHARS]
+            if text:
+                rows.append((s.project_id, s.trace_id, s.span_id, text))
     return rows
 
 

@@ -128,6 +128,23 @@ def compile_custom(patterns: Iterable[str]) -> list[_Rule]:
     return rules
 
 
+def _blob_searches(triggers: list[bytes]) -> tuple[tuple[bytes, ...], tuple[re.Pattern[bytes], ...]]:
+    """Searches that find whether any trigger occurs in a blob, in fewer passes than one per trigger: triggers
+    sharing a first byte become one regex ``first(?:rest|rest…)`` (half the time of 17 substring searches for
+    the secret rules); a trigger alone under its first byte stays a plain substring test."""
+    by_first: dict[bytes, list[bytes]] = {}
+    for t in dict.fromkeys(triggers):
+        by_first.setdefault(t[:1], []).append(t)
+    literals, patterns = [], []
+    for first, group in by_first.items():
+        if len(group) == 1:
+            literals.append(group[0])
+        else:
+            rests = b"|".join(re.escape(t[1:]) for t in group)
+            patterns.append(re.compile(re.escape(first) + b"(?:" + rests + b")"))
+    return tuple(literals), tuple(patterns)
+
+
 class Redactor:
     """Applies one project's rules to every string of a span (returns new spans; never mutates).
 
@@ -147,9 +164,8 @@ class Redactor:
         # Valid because JSON encoding (orjson: UTF-8, no escaping of printable characters) leaves each trigger
         # literal intact; triggers with characters JSON would escape disable it.
         safe = all('"' not in t and "\\" not in t and t.isprintable() for t in self._triggers)
-        self._blob_triggers = (
-            tuple(t.encode() for t in self._triggers) if self._triggers and safe and not self._always else None
-        )
+        blob_triggers = [t.encode() for t in self._triggers] if self._triggers and safe and not self._always else None
+        self._blob_searches = _blob_searches(blob_triggers) if blob_triggers else None
 
     @property
     def active(self) -> bool:
@@ -196,14 +212,22 @@ class Redactor:
     def span(self, s: Span) -> Span:
         if not self._rules:
             return s
-        if self._blob_triggers is not None:
+        if self._blob_searches is not None:
             blob = orjson.dumps(
                 (s.name, s.error, s.user_id, s.session_id, s.attributes, s.input, s.output),
                 default=str,
                 option=orjson.OPT_NON_STR_KEYS,
             )
-            if not any(t in blob for t in self._blob_triggers):  # bytes search: memchr-fast, no regex
-                return s
+            literals, patterns = self._blob_searches
+            for t in literals:
+                if t in blob:
+                    break
+            else:
+                for p in patterns:
+                    if p.search(blob) is not None:
+                        break
+                else:
+                    return s
         scalars = (s.name, s.error, s.user_id, s.session_id)
         if not (any(v is not None and self._hit(v) for v in scalars) or self._needs((s.attributes, s.input, s.output))):
             return s

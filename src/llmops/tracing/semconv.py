@@ -23,6 +23,8 @@ Pure functions, no I/O: the OTLP decoder (``_otlp.py``) calls :func:`build_span`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -160,14 +162,20 @@ def first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def span_kind(attrs: dict[str, Any]) -> str:
+def span_kind(attrs: dict[str, Any], best: dict[str, tuple[int, Any]] | None = None) -> str:
+    """The span's kind. ``best`` is :func:`_scan`'s pick per field (computed here when not given)."""
     oi = attrs.get("openinference.span.kind")
-    if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
-        return OPENINFERENCE_KINDS[oi.upper()]
+    if isinstance(oi, str):
+        found = OPENINFERENCE_KINDS.get(oi.upper())
+        if found is not None:
+            return found
     op = attrs.get(OPERATION)
     if isinstance(op, str) and op in OPERATION_KINDS:
         return OPERATION_KINDS[op]
-    if first(attrs, REQUEST_MODEL_KEYS[:3]) is not None or first(attrs, PROVIDER_KEYS) is not None:
+    if best is None:
+        best = _scan(attrs)[0]
+    model = best.get("request_model")
+    if (model is not None and model[0] < 3) or "provider" in best:  # REQUEST_MODEL_KEYS[:3], any provider key
         return "llm"
     return "internal"
 
@@ -205,15 +213,17 @@ def _listify(node: Any) -> Any:
     return {k: _listify(v) for k, v in node.items()}
 
 
-def _take_indexed(attrs: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
-    """Move ``prefix.N.rest`` attributes out of ``attrs``: {prefix: {N: {rest: value}}}. Every indexed
-    prefix has two dotted segments (``llm.input_messages.``), so splitting needs no prefix search."""
+def _take_indexed(attrs: dict[str, Any], indexed: Sequence[tuple[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Move the ``prefix.N.rest`` attributes :func:`_scan` found out of ``attrs``: {prefix: {N: {rest: value}}}."""
     groups: dict[str, dict[int, dict[str, Any]]] = {}
-    for key in [k for k in attrs if k.startswith(_INDEXED)]:
-        cut = key.index(".", key.index(".") + 1) + 1
-        index, _, rest = key[cut:].partition(".")
-        if index.isdigit():
-            groups.setdefault(key[:cut], {}).setdefault(int(index), {})[rest] = attrs.pop(key)
+    for key, (prefix, index, rest) in indexed:
+        group = groups.get(prefix)
+        if group is None:
+            group = groups[prefix] = {}
+        fields = group.get(index)
+        if fields is None:
+            fields = group[index] = {}
+        fields[rest] = attrs.pop(key)
     return groups
 
 
@@ -329,12 +339,17 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] 
     return inp or None, out or None
 
 
-def extract_content(attrs: dict[str, Any], events: list[dict[str, Any]] | None) -> tuple[Any, Any]:
-    """(input, output) of a span, taking the attributes they came from out of ``attrs``."""
+def extract_content(
+    attrs: dict[str, Any], events: list[dict[str, Any]] | None, indexed: Sequence[tuple[str, Any]] | None = None
+) -> tuple[Any, Any]:
+    """(input, output) of a span, taking the attributes they came from out of ``attrs``. ``indexed`` is
+    :func:`_scan`'s list of ``prefix.N.rest`` attributes (computed here when not given)."""
     inp = _parse_json(attrs.pop(INPUT_MESSAGES)) if INPUT_MESSAGES in attrs else None
     out = _parse_json(attrs.pop(OUTPUT_MESSAGES)) if OUTPUT_MESSAGES in attrs else None
-    groups = _take_indexed(attrs)
-    if groups:
+    if indexed is None:
+        indexed = _scan(attrs)[1]
+    if indexed:
+        groups = _take_indexed(attrs, indexed)
         finish = attrs.get("llm.finish_reason")
         inp = inp or _messages(groups.get("llm.input_messages.")) or _messages(groups.get("gen_ai.prompt."))
         out = (
@@ -359,14 +374,20 @@ def extract_content(attrs: dict[str, Any], events: list[dict[str, Any]] | None) 
 # --- canonical attributes and columns ------------------------------------------------------------------
 
 
-def _invocation_params(attrs: dict[str, Any]) -> None:
+def _invocation_params(attrs: dict[str, Any]) -> Any:
+    """Add the ``gen_ai.request.*`` names of ``llm.invocation_parameters``; returns the request model it added
+    (None if it added none)."""
     params = _parse_json(attrs.get("llm.invocation_parameters"))
     if not isinstance(params, dict):
-        return
+        return None
+    added = None
     for src, dst in INVOCATION_PARAMS.items():
         value = params.get(src)
         if value is not None and dst not in attrs:
             attrs[dst] = [value] if dst.endswith("stop_sequences") and isinstance(value, str) else value
+            if dst == REQUEST_MODEL:
+                added = value
+    return added
 
 
 _FIELD_SOURCES = {
@@ -384,61 +405,127 @@ for _field, _keys in _FIELD_SOURCES.items():
     for _rank, _key in enumerate(_keys):
         _SOURCE_OF.setdefault(_key, []).append((_field, _rank))
 
+# What build_span reads of a span's attributes depends only on their keys, and senders emit the same key set
+# span after span (one per instrumentation and span type). So the work per key is done once per key set (a
+# "plan"): the candidates of each column field in rank order, and the indexed content attributes. Per span
+# that leaves tuple(attrs) and a dict lookup (C code) plus a few value checks. Memo sizes are capped.
+_MAX_PLANS = 4_096
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    fields: tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # (field, ((rank, attribute), ...) by rank)
+    indexed: tuple[tuple[str, tuple[str, int, str]], ...] | None  # (attribute, (prefix, N, rest)) in key order
+
+
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+
+
+def _indexed_role(key: str) -> tuple[str, int, str] | None:
+    if not key.startswith(_INDEXED):
+        return None
+    cut = key.index(".", key.index(".") + 1) + 1  # every indexed prefix has two dotted segments
+    index, _, rest = key[cut:].partition(".")
+    return (key[:cut], int(index), rest) if index.isdigit() else None
+
+
+def _plan(shape: tuple[str, ...]) -> _Plan:
+    candidates: dict[str, list[tuple[int, str]]] = {}
+    indexed = []
+    for key in shape:
+        sources = _SOURCE_OF.get(key)
+        if sources is not None:
+            for name, rank in sources:
+                candidates.setdefault(name, []).append((rank, key))
+            continue
+        role = _indexed_role(key)
+        if role is not None:
+            indexed.append((key, role))
+    plan = _Plan(tuple((name, tuple(sorted(c))) for name, c in candidates.items()), tuple(indexed) or None)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[shape] = plan
+    return plan
+
+
+def _scan(attrs: dict[str, Any]) -> tuple[dict[str, tuple[int, Any]], Sequence[tuple[str, Any]] | None]:
+    """For each column field of ``_FIELD_SOURCES`` its best-ranked attribute present (not None or ""), as
+    {field: (rank, value)}, and the indexed content attributes (``llm.input_messages.0.…``) as
+    [(key, (prefix, N, rest))] (None when there is none)."""
+    shape = tuple(attrs)
+    plan = _PLANS.get(shape)
+    if plan is None:
+        plan = _plan(shape)
+    best: dict[str, tuple[int, Any]] = {}
+    for name, candidates in plan.fields:
+        for rank, key in candidates:
+            value = attrs[key]
+            if value is not None and value != "":
+                best[name] = (rank, value)
+                break
+    return best, plan.indexed
+
 
 def pick_fields(attrs: dict[str, Any]) -> dict[str, Any]:
-    """For each field of ``_FIELD_SOURCES`` the value of its best-ranked attribute present (one pass over the
-    attributes: ingest calls this for every span)."""
-    best: dict[str, tuple[int, Any]] = {}
-    for key, value in attrs.items():
-        sources = _SOURCE_OF.get(key)
-        if sources is None or value is None or value == "":
-            continue
-        for name, rank in sources:
-            held = best.get(name)
-            if held is None or rank < held[0]:
-                best[name] = (rank, value)
-    return {name: value for name, (_, value) in best.items()}
+    """For each field of ``_FIELD_SOURCES`` the value of its best-ranked attribute present."""
+    return {name: value for name, (_, value) in _scan(attrs)[0].items()}
 
 
-def add_canonical(kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """Add the ``gen_ai.*`` names a sender left out; return the values the span columns need."""
+def _clip_short(value: Any) -> str | None:
+    return None if value is None else clip(value, MAX_SHORT)
+
+
+def add_canonical(kind: str, attrs: dict[str, Any], best: dict[str, tuple[int, Any]] | None = None) -> dict[str, Any]:
+    """Add the ``gen_ai.*`` names a sender left out; return the values the span columns need. ``best`` is
+    :func:`_scan`'s pick (of the attributes before ``llm.invocation_parameters`` was expanded)."""
+    if best is None:
+        best = _scan(attrs)[0]
     if "llm.invocation_parameters" in attrs:
-        _invocation_params(attrs)
+        model = _invocation_params(attrs)
+        if model is not None and model != "":  # it became gen_ai.request.model: the best-ranked source
+            best["request_model"] = (0, model)
     op = attrs.get(OPERATION) or KIND_OPERATIONS.get(kind)
-    f = pick_fields(attrs)
-    provider = f.get("provider")
+    no = (0, None)
+    provider = best.get("provider", no)[1]
     if isinstance(provider, str):
         provider = provider.lower()
-    input_tokens, output_tokens = as_int(f.get("input_tokens")), as_int(f.get("output_tokens"))
-    canonical = (
-        (OPERATION, op),
-        (PROVIDER, provider),
-        (REQUEST_MODEL, f.get("request_model")),
-        (RESPONSE_MODEL, f.get("response_model")),
-        (INPUT_TOKENS, input_tokens),
-        (OUTPUT_TOKENS, output_tokens),
-        (CONVERSATION, f.get("session_id")),
-    )
-    for key, value in canonical:
-        if value is not None and key not in attrs:
-            attrs[key] = value
+    request_model = best.get("request_model", no)[1]
+    response_model = best.get("response_model", no)[1]
+    input_tokens, output_tokens = as_int(best.get("input_tokens", no)[1]), as_int(best.get("output_tokens", no)[1])
+    session_id = best.get("session_id", no)[1]
+    user_id = best.get("user_id", no)[1]
+    if op is not None and OPERATION not in attrs:
+        attrs[OPERATION] = op
+    if provider is not None and PROVIDER not in attrs:
+        attrs[PROVIDER] = provider
+    if request_model is not None and REQUEST_MODEL not in attrs:
+        attrs[REQUEST_MODEL] = request_model
+    if response_model is not None and RESPONSE_MODEL not in attrs:
+        attrs[RESPONSE_MODEL] = response_model
+    if input_tokens is not None and INPUT_TOKENS not in attrs:
+        attrs[INPUT_TOKENS] = input_tokens
+    if output_tokens is not None and OUTPUT_TOKENS not in attrs:
+        attrs[OUTPUT_TOKENS] = output_tokens
+    if session_id is not None and CONVERSATION not in attrs:
+        attrs[CONVERSATION] = session_id
     for src, dst in ALIASES.items():
         if src in attrs and dst not in attrs:
             attrs[dst] = attrs[src]
     if "llm.finish_reason" in attrs and FINISH_REASONS not in attrs:
         attrs[FINISH_REASONS] = [attrs["llm.finish_reason"]]
-    ttfc = as_float(attrs.get(TTFC))
+    ttfc = as_float(attrs[TTFC]) if TTFC in attrs else None
+    cost = best.get("cost_usd")
     return {
-        "operation": clip(op, MAX_SHORT) if kind in MODEL_CALL_KINDS else None,
-        "provider": clip(provider, MAX_SHORT),
-        "request_model": clip(f.get("request_model"), MAX_ID),
-        "response_model": clip(f.get("response_model"), MAX_ID),
+        "operation": _clip_short(op) if kind in MODEL_CALL_KINDS else None,
+        "provider": _clip_short(provider),
+        "request_model": None if request_model is None else clip(request_model, MAX_ID),
+        "response_model": None if response_model is None else clip(response_model, MAX_ID),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cost_usd": as_float(f.get("cost_usd")),
+        "cost_usd": None if cost is None else as_float(cost[1]),
         "ttft_ms": ttfc * 1000 if ttfc is not None else None,
-        "user_id": clip(f.get("user_id"), MAX_ID),
-        "session_id": clip(f.get("session_id"), MAX_ID),
+        "user_id": None if user_id is None else clip(user_id, MAX_ID),
+        "session_id": None if session_id is None else clip(session_id, MAX_ID),
     }
 
 
@@ -481,9 +568,10 @@ def build_span(
 ) -> Span:
     """One canonical span from one decoded OTLP span. ``attrs`` is the span's own (fresh) dict: it is
     completed in place and becomes ``Span.attributes``. ``ids`` = (trace_id, span_id, parent_span_id)."""
-    kind = span_kind(attrs)
-    inp, out = extract_content(attrs, events)
-    cols = add_canonical(kind, attrs)
+    best, indexed = _scan(attrs)
+    kind = span_kind(attrs, best)
+    inp, out = extract_content(attrs, events, indexed if indexed is not None else ())
+    cols = add_canonical(kind, attrs, best)
     if events or links:
         _keep_events(attrs, events, links)
     if otel_kind in OTLP_SPAN_KINDS:
