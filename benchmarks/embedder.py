@@ -18,6 +18,8 @@ section "RAG").
    chunks (docs/ and examples/corpus), through the embedder's own pooling.
 3. Session load time of each graph (the fused graph is rewritten in-process at first use) and peak RSS.
 4. The embedder itself (``OnnxEmbedder.embed``) on all real chunks in one call: tokens/s end to end.
+5. ``--paired``: packaged and fused sessions alternated call by call in one process, median of the per-pair
+   speed ratios (robust on a loaded machine).
 """
 
 from __future__ import annotations
@@ -167,6 +169,37 @@ def _child(name: str, vectors_out: Path | None, min_tokens: int, n_texts: int) -
     return out
 
 
+def _paired() -> dict[str, Any]:
+    """Packaged and fused sessions alternated call by call in one process: the median of the per-pair time
+    ratios is robust to the load of a shared machine (both sides of a pair see the same load)."""
+    packaged = model_path().read_bytes()
+    sessions = {"packaged": _session(packaged, tuned=False), "fused": _session(_onnx_graph.fuse_minilm(packaged))}
+    tok = _tokenizer()
+    _, chunks = real_texts()
+    stream = [i for e in tok.encode_batch(chunks) for i in e.ids if i not in (0, 101, 102)]
+    out: dict[str, Any] = {}
+    for length, batch, pairs in ((128, 32, 12), (256, 32, 8), (128, 1, 40)):
+        ids = _windows(stream, length, batch)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        for s in sessions.values():
+            s.run(None, feed)
+        ratios, best = [], dict.fromkeys(sessions, 0.0)
+        for _ in range(pairs):
+            took = {}
+            for name, s in sessions.items():
+                t = time.perf_counter()
+                s.run(None, feed)
+                took[name] = time.perf_counter() - t
+                best[name] = max(best[name], ids.size / took[name])
+            ratios.append(took["packaged"] / took["fused"])
+        out[f"L{length} B{batch}"] = {
+            "fused_speedup_median": float(np.median(ratios)),
+            "iqr": [float(np.quantile(ratios, 0.25)), float(np.quantile(ratios, 0.75))],
+            "best_tokens_per_s": best,
+        }
+    return out
+
+
 VARIANTS = ("packaged", "packaged+opts", "packaged+nospin", "fused", "fused+int8", "fused 2x1")
 EQUIVALENCE = ("packaged", "fused", "fused+int8")  # the others run one of these graphs
 
@@ -178,7 +211,11 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=200, help="sentences and chunks each for the equivalence check")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--vectors", help=argparse.SUPPRESS)
+    ap.add_argument("--paired", action="store_true", help="only the paired packaged/fused comparison")
     args, _ = ap.parse_known_args()
+    if args.paired:
+        save("embedder_paired", _paired())
+        return
     if args.child:
         vectors = Path(args.vectors) if args.vectors else None
         print(json.dumps(_child(args.child, vectors, args.min_tokens, args.texts)))
