@@ -176,7 +176,7 @@ async def test_streams_yield_lines_and_report_stalls_and_breaks() -> None:
         head, _ = await read_request(reader)
         path = head.split(b" ")[1]
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        events = [b'data: {"a": 1}\r\n\r\n', b'data: {"b":', b' 2}\n\ndata: [DONE]\n\n']
+        events = [b'data: {"a": 1}\r\n\r\n', b'data: {"b":', b" 2}\n\ndata: [DONE]\n\n"]
         for event in events:
             writer.write(b"%x\r\n%s\r\n" % (len(event), event))
             await writer.drain()
