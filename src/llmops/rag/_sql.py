@@ -456,6 +456,17 @@ class SqlRagStore:
                 out.extend(_chunk(r._mapping) for r in conn.execute(part))
         return sorted(out, key=lambda ch: (ch.document_id, ch.position))
 
+    def count_chunks(self, project_id: str, collection: str, *, document_ids: Sequence[str]) -> int:
+        c = chunks_t.c
+        ids, total = list(document_ids), 0
+        with self._engine.connect() as conn:
+            for i in range(0, len(ids), _IN_BATCH):
+                q = sa.select(sa.func.count()).where(
+                    c.project_id == project_id, c.collection == collection, c.document_id.in_(ids[i : i + _IN_BATCH])
+                )
+                total += int(conn.execute(q).scalar_one())
+        return total
+
     def get_embeddings(self, project_id: str, chunk_ids: Sequence[str]) -> np.ndarray:
         ids = list(chunk_ids)
         found: dict[str, bytes] = {}

@@ -279,7 +279,7 @@ class RagService:
         version = coll.index_version + 1
         live = len(current) + len(result.added) - len(result.removed)
         kept = [k for k in current if k not in gone and k not in {w.document.document_id for w in doc_writes}]
-        kept_chunks = len(self.store.list_chunks(project_id, name, document_ids=kept)) if kept else 0
+        kept_chunks = self.store.count_chunks(project_id, name, document_ids=kept) if kept else 0
         result.chunks = kept_chunks + sum(len(w.chunks) for w in doc_writes)
         iv = IndexVersion(
             name, version, live, result.chunks, len(result.added), len(result.updated), len(result.removed),

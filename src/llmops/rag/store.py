@@ -26,6 +26,10 @@ class CorpusReader(Protocol):
         """Chunks of the current versions, ordered by document then position."""
         ...
 
+    def count_chunks(self, project_id: str, collection: str, *, document_ids: Sequence[str]) -> int:
+        """How many chunks these documents have (a count: ingest must not read every chunk to know it)."""
+        ...
+
     def get_embeddings(self, project_id: str, chunk_ids: Sequence[str]) -> np.ndarray:
         """(n, 384) float32, L2-normalised, in the order of ``chunk_ids`` (unknown ids raise NotFoundError)."""
         ...
