@@ -83,7 +83,7 @@ def _split(text: str, source: str) -> tuple[dict[str, Any], str]:
     except StopIteration:
         raise InvalidInputError(f"{source}: the front matter has no closing `---` line", param=None) from None
     try:
-        front = yaml.safe_load("\n".join(lines[1:end])) or {}
+        front = yaml.safe_load("\n".join(lines[1:end]) + "\n") or {}  # the last line ends: `|` keeps its newline
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: front matter is not valid YAML: {exc}", param=None) from exc
     if not isinstance(front, dict):
