@@ -140,12 +140,6 @@ class _Connection(asyncio.Protocol):
             )
         )
 
-    def pause_writing(self) -> None:  # bodies are small; the kernel buffer absorbs them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # --- httptools callbacks ------------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -326,7 +320,6 @@ class Http1Client:
         self._max_body = max_body_bytes
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._origins: dict[str, tuple[_Origin, str]] = {}
-        self._open = 0
         self._slots: asyncio.Semaphore | None = None
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
@@ -399,7 +392,6 @@ class Http1Client:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max)
         await self._slots.acquire()
-        self._open += 1
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout_s):
@@ -431,7 +423,6 @@ class Http1Client:
 
     def _forget(self) -> None:
         """A connection was closed: its slot is free."""
-        self._open -= 1
         if self._slots is not None:
             self._slots.release()
 

@@ -494,20 +494,18 @@ def add_canonical(kind: str, attrs: dict[str, Any], best: dict[str, tuple[int, A
     input_tokens, output_tokens = as_int(best.get("input_tokens", no)[1]), as_int(best.get("output_tokens", no)[1])
     session_id = best.get("session_id", no)[1]
     user_id = best.get("user_id", no)[1]
-    if op is not None and OPERATION not in attrs:
-        attrs[OPERATION] = op
-    if provider is not None and PROVIDER not in attrs:
-        attrs[PROVIDER] = provider
-    if request_model is not None and REQUEST_MODEL not in attrs:
-        attrs[REQUEST_MODEL] = request_model
-    if response_model is not None and RESPONSE_MODEL not in attrs:
-        attrs[RESPONSE_MODEL] = response_model
-    if input_tokens is not None and INPUT_TOKENS not in attrs:
-        attrs[INPUT_TOKENS] = input_tokens
-    if output_tokens is not None and OUTPUT_TOKENS not in attrs:
-        attrs[OUTPUT_TOKENS] = output_tokens
-    if session_id is not None and CONVERSATION not in attrs:
-        attrs[CONVERSATION] = session_id
+    canonical = (
+        (OPERATION, op),
+        (PROVIDER, provider),
+        (REQUEST_MODEL, request_model),
+        (RESPONSE_MODEL, response_model),
+        (INPUT_TOKENS, input_tokens),
+        (OUTPUT_TOKENS, output_tokens),
+        (CONVERSATION, session_id),
+    )
+    for key, value in canonical:  # the gen_ai.* names a sender left out
+        if value is not None and key not in attrs:
+            attrs[key] = value
     for src, dst in ALIASES.items():
         if src in attrs and dst not in attrs:
             attrs[dst] = attrs[src]
