@@ -704,6 +704,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 "written": stats.written,
                 "dropped": stats.dropped,
                 "failed_batches": stats.failed_batches,
+                "catch_up_batches": stats.catch_up_batches,
             },
             "ingest": asdict(svc.ingest.stats),
             "retention": asdict(svc.retention.stats),

@@ -14,7 +14,12 @@ _bits = random.getrandbits
 
 
 def new_trace_id() -> str:
-    return f"{_bits(128) or 1:032x}"  # never all zeros (invalid in W3C Trace Context)
+    """12 hex of Unix milliseconds, then 20 random hex (80 bits; W3C level 2 asks the right-most 56 to be random).
+
+    Time first, as AWS X-Ray ids do: ids made in the same second sort together, so the store's trace-id indexes
+    grow at their right edge instead of touching a random page per trace (writing a gateway span cost 1.7x more
+    CPU with fully random ids in a store of 50k traces; docs/benchmarks.md, issue 2)."""
+    return f"{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{_bits(80):020x}"
 
 
 def new_span_id() -> str:

@@ -4,14 +4,20 @@
 (``dropped``), so recording can never slow down or fail a response. The writer commits batches in a
 worker thread; ``flush()`` resolves once everything recorded before it is committed; ``stop()`` drains
 the queue on shutdown.
+
+The writer thread runs at a lowered priority (``llmops.core.threads``): writing spans is never urgent, answering
+requests is. So that a starved writer can never overflow the queue, a batch taken while a full batch still waits
+behind it is written by a second thread at the default priority (``stats.catch_up_batches``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from llmops.core.threads import background_executor
 from llmops.tracing.models import Span
 from llmops.tracing.store import SpanWriter
 
@@ -24,6 +30,7 @@ class RecorderStats:
     written: int = 0
     dropped: int = 0
     failed_batches: int = 0
+    catch_up_batches: int = 0  # written at the default priority because the queue was falling behind
 
 
 class SpanRecorder:
@@ -33,10 +40,14 @@ class SpanRecorder:
         self._batch_size = batch_size
         self._interval = flush_interval_ms / 1000
         self._task: asyncio.Task[None] | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._catch_up: ThreadPoolExecutor | None = None
         self.stats = RecorderStats()
 
     def start(self) -> None:
         if self._task is None:
+            self._writer = background_executor("llmops-span-writer")
+            self._catch_up = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-span-catch-up")
             self._task = asyncio.get_running_loop().create_task(self._run(), name="llmops-span-writer")
 
     def record(self, span: Span) -> None:
@@ -65,6 +76,10 @@ class SpanRecorder:
         except asyncio.CancelledError:
             pass
         self._task = None
+        for pool in (self._writer, self._catch_up):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._writer = self._catch_up = None
 
     async def _run(self) -> None:
         while True:
@@ -91,8 +106,12 @@ class SpanRecorder:
     async def _write(self, batch: list[Span]) -> None:
         if not batch:
             return
+        behind = self._queue.qsize() >= self._batch_size
+        if behind:
+            self.stats.catch_up_batches += 1
+        pool = self._catch_up if behind else self._writer
         try:
-            await asyncio.to_thread(self._store.insert_spans, batch)
+            await asyncio.get_running_loop().run_in_executor(pool, self._store.insert_spans, batch)
             self.stats.written += len(batch)
         except Exception:  # task boundary: log, count, keep the writer alive
             self.stats.failed_batches += 1

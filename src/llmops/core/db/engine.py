@@ -17,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from llmops.core.threads import lower_thread_priority
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Writers never checkpoint below this WAL size (pages of 4 KiB): the background WalCheckpointer does it. The cap
 # bounds the WAL when no checkpointer runs (CLI tools, a stalled thread).
@@ -56,7 +58,7 @@ class WalCheckpointer:
     the WAL into the database and fsyncs it *inside the writer's transaction*: measured at ~100 µs per span
     written once the database held ~100k spans (the write rate halved). A PASSIVE checkpoint from its own
     connection never blocks readers or the writer, and SQLite releases the GIL while it runs, so the copy
-    happens on the other core. A no-op for PostgreSQL and in-memory databases."""
+    happens on the other core, at a lowered priority. A no-op for PostgreSQL and in-memory databases."""
 
     def __init__(self, engine: Engine, *, interval_s: float = 0.5) -> None:
         database = engine.url.database if is_sqlite(engine) else None
@@ -81,6 +83,7 @@ class WalCheckpointer:
         self._thread = None
 
     def _run(self) -> None:
+        lower_thread_priority()  # copying pages back is never urgent (llmops.core.threads)
         conn = sqlite3.connect(str(self._path), timeout=30, isolation_level=None, check_same_thread=False)
         try:
             while not self._stop.wait(self._interval):
