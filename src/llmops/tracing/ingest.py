@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing as mp
+import os
+import select
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -163,6 +166,32 @@ def _ready() -> bool:
     return True
 
 
+def _exit_with(server_pid: int) -> None:
+    """Worker initializer: end this process when the server ends. A pool worker outlives a server that was
+    killed (kill -9, OOM): its queues keep their own pipe ends open, so it never sees EOF, and it keeps the
+    forkserver alive too."""
+    threading.Thread(target=_watch, args=(server_pid,), name="llmops-ingest-watchdog", daemon=True).start()
+
+
+def _watch(server_pid: int) -> None:
+    try:
+        fd = os.pidfd_open(server_pid)  # Linux >= 5.3: readable once the process has exited
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # alive, owned by someone else (cannot happen for our parent; keep waiting)
+                continue
+    os._exit(0)
+
+
 class IngestService:
     """Two stages, pipelined: a worker process decodes, maps, redacts and builds rows (CPU-bound Python, so a
     process: threads would contend for the GIL with the event loop); one writer thread runs the SQL and commits,
@@ -209,7 +238,9 @@ class IngestService:
             if self._pool is None:
                 ctx = mp.get_context("forkserver")
                 ctx.set_forkserver_preload(["llmops.tracing.ingest"])
-                self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self._workers, mp_context=ctx, initializer=_exit_with, initargs=(os.getpid(),)
+                )
                 self._pool_ready = self._pool.submit(_ready)
             warm = self._pool_ready
             return self._pool if warm is not None and warm.done() and warm.exception() is None else None
