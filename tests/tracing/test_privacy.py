@@ -161,3 +161,39 @@ def test_whole_span_precheck_finds_secrets_next_to_json_escaped_text(kind: str) 
     out = Redactor(RedactionPolicy()).span(span)
     assert secret not in repr(out)
     assert "[REDACTED:" in repr(out)
+
+
+def _body(attrs: dict[str, object]) -> bytes:
+    tid, sid = otlp.new_ids()
+    return otlp.request([otlp.span(tid, sid, attrs=attrs)]).SerializeToString()
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_batch_precheck_clears_only_bodies_without_any_trigger(kind: str) -> None:
+    """The one scan over a protobuf batch passes a batch through only when no span could need redaction."""
+    redactor = Redactor(RedactionPolicy())
+    assert redactor.clears_protobuf(_body({"input.value": "the quarterly report, no secrets", "n": 3}))
+    assert not redactor.clears_protobuf(_body({"input.value": f"here: {SECRETS[kind]}"}))
+    assert not redactor.clears_protobuf(_body({"input.value": 'json with an escape: "caf\\u00e9"'}))
+    assert not Redactor(RedactionPolicy(phones=True)).clears_protobuf(_body({"a": "plain"}))  # no triggers
+    assert not Redactor(RedactionPolicy(custom_patterns=(r"ORDER-\d+",))).clears_protobuf(_body({"a": "plain"}))
+
+
+def test_a_secret_spelled_with_json_escapes_is_still_redacted_at_ingest() -> None:
+    """A secret in JSON held by an attribute, with a character written as a \\u escape, is invisible in the raw
+    body but plain after mapping: the batch is not cleared and the mapped span is redacted."""
+    from llmops.tracing._otlp import PROTOBUF, DecodeContext
+    from llmops.tracing._sql import SqlTraceStore
+    from llmops.tracing.ingest import _Job, _prepare
+
+    key = SECRETS["openai_key"]
+    escaped = key.replace("-", "\\u002d")
+    messages = '[{"role": "user", "parts": [{"type": "text", "content": "use ' + escaped + '"}]}]'
+    body = _body({"gen_ai.operation.name": "chat", "gen_ai.input.messages": messages})
+    assert key.encode() not in body
+    job = _Job(
+        body, None, PROTOBUF, DecodeContext("p", None, 100_000), 1 << 20, RedactionPolicy(), SqlTraceStore.prepare_rows
+    )
+    prepared = _prepare(job)
+    stored = repr(prepared.rows.spans)  # type: ignore[union-attr]
+    assert key not in stored and "[REDACTED:openai_key]" in stored

@@ -157,7 +157,8 @@ def _prepare(job: _Job) -> _Prepared | _Failed:
     except (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
         return _Failed(type(exc).__name__, exc.message, exc.param, exc.code)
     redactor = _redactor(job.policy)
-    spans = [redactor.span(s) for s in decoded.spans] if redactor.active else decoded.spans
+    clear = not redactor.active or (job.media == PROTOBUF and redactor.clears_protobuf(raw))
+    spans = decoded.spans if clear else [redactor.span(s) for s in decoded.spans]
     rows = job.prepare(spans) if spans else None
     return _Prepared(rows, export_response(decoded, job.media), len(spans), decoded.rejected, decoded.error_message)
 
