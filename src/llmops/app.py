@@ -7,6 +7,7 @@ their own settings (tmp ``LLMOPS_HOME``, Postgres URL, config pointing at a fake
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import importlib  # review / online evals: the evaluator registry, when installed
 import logging
@@ -192,6 +193,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             trace_store,
             redaction=lambda project_id: trace_settings.settings_sync(project_id).redaction,
             workers=settings.tracing.ingest_workers,
+            worker_store=functools.partial(SqlTraceStore.at, settings.resolved_database_url()),
+            lock_path=str(settings.home / "ingest.lock"),
             max_body_bytes=settings.tracing.max_ingest_bytes,
             max_value_chars=settings.tracing.max_attribute_chars,
         ),

@@ -171,12 +171,13 @@ def test_a_replayed_batch_is_stored_once(server: RunningServer) -> None:
     assert t["span_count"] == 5 and len(t["spans"][0]["children"]) == 4
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 1, 2])
 def test_a_partly_replayed_batch_adds_only_its_new_spans(
     server_factory: Callable[..., RunningServer], workers: int
 ) -> None:
-    """Same result with the worker process (1) and in-thread (0): a batch repeating stored spans next to new ones
-    stores the new ones, and the trace's aggregates count each span once (tokens, span count)."""
+    """Same result with workers that commit themselves (2), one worker beside the writer thread (1) and in-thread
+    (0): a batch repeating stored spans next to new ones stores the new ones, and the trace's aggregates count
+    each span once (tokens, span count)."""
     srv = server_factory(tracing=TracingSettings(ingest_workers=workers))
     deadline = time.monotonic() + 60
     while workers and not srv.services.ingest.worker_ready():  # started in the background at start-up
@@ -194,6 +195,7 @@ def test_a_partly_replayed_batch_adds_only_its_new_spans(
     assert t["span_count"] == 5
     assert (t["input_tokens"], t["output_tokens"]) == (50, 10)
     assert srv.services.ingest.stats.prepared_in_worker == (3 if workers else 0)
+    assert srv.services.ingest.stats.committed_in_worker == (3 if workers >= 2 else 0)
 
 
 def _status(resp: httpx.Response) -> Status:

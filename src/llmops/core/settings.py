@@ -40,10 +40,11 @@ class TracingSettings(BaseSettings):
     batch_size: int = Field(512, description="Largest batch the writer commits in one transaction.")
     flush_interval_ms: int = Field(50, description="Longest a recorded span waits before it is written.")
     ingest_workers: int = Field(
-        1,
+        2,
         ge=0,
-        description="Worker processes that decode, map and redact OTLP batches while the writer thread commits "
-        "the previous one; 0 runs everything in the writer thread (no extra process).",
+        description="Worker processes for OTLP ingest. Two or more: each decodes, maps, redacts and commits its own "
+        "batches (one commits while another prepares). One: it prepares while the server's writer thread commits "
+        "the previous batch. 0: everything in the writer thread (no extra process).",
     )
     max_ingest_bytes: int = Field(
         16 * 1024 * 1024, description="Largest OTLP request body accepted at /v1/traces after decompression, bytes."

@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from llmops.core.db import create_db_engine
 from llmops.core.errors import StorageUnavailableError
 from llmops.tracing._sql_query import (
     decode_tags,
@@ -295,6 +296,11 @@ class SqlTraceStore:
         # One writer at a time per process: SQLite upgrades a read transaction to a write one without waiting
         # (SQLITE_BUSY at once), and concurrent aggregates of one trace would double-count on PostgreSQL.
         self._write_lock = threading.Lock()
+
+    @classmethod
+    def at(cls, database_url: str) -> SqlTraceStore:
+        """A store on its own engine: what an ingest worker process opens (picklable as ``partial(at, url)``)."""
+        return cls(create_db_engine(database_url))
 
     def insert_spans(self, batch: list[Span]) -> int:
         if not batch:
