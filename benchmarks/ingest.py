@@ -8,10 +8,11 @@
    ``GET /api/traces/{id}/spans`` pages timed (median and max of repeated runs).
 3. Optionally the same load against Arize Phoenix (installed into /tmp/phoenix-venv by this script when
    PyPI allows; ``--no-phoenix`` skips it); the ratio is reported, or why it could not run.
-4. The same sustained load with ``LLMOPS_TRACING_INGEST_WORKERS=0`` (no worker process: decode and writes share
-   the writer thread) as the in-run baseline of the pipelined ingest.
+4. In-run baselines, the same sustained load with ``LLMOPS_TRACING_INGEST_WORKERS=1`` (one worker prepares, the
+   server's writer thread commits: the stop-11 design) and ``=0`` (decode and writes share the writer thread).
 ``--quick`` shortens every phase (a smoke run for CI); ``--workers N`` sets LLMOPS_TRACING_INGEST_WORKERS of the
-measured server (default 1), ``--loaders N`` the number of loader processes (default 3).
+measured server (default 2: workers commit their own batches), ``--loaders N`` the number of loader processes
+(default 3).
 """
 
 from __future__ import annotations
@@ -285,15 +286,18 @@ def phoenix(batches: int, loaders: int, quick: bool) -> dict[str, Any]:
 def main() -> None:
     quick = "--quick" in sys.argv
     batches, loaders = (4, 2) if quick else (60, 3)
-    workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
+    workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 2
     loaders = int(sys.argv[sys.argv.index("--loaders") + 1]) if "--loaders" in sys.argv else loaders
     result: dict[str, Any] = run_llmops(
         batches, loaders, 2_000 if quick else 10_000, 3 if quick else 20, workers=workers
     )
     result["batch_spans"], result["loader_processes"], result["ingest_workers"] = BATCH, loaders, workers
-    if not quick:  # baseline in the same run: decode, map and write all in the writer thread (no worker process)
+    if not quick:  # baselines in the same run: the one-worker pipeline, and everything in the writer thread
+        result["one_worker_pipeline"] = run_llmops(batches, loaders, 0, 0, workers=1)["sustained"]
         result["in_thread"] = run_llmops(batches, loaders, 0, 0, workers=0)["sustained"]
-        result["ratio_worker_over_in_thread"] = result["sustained"]["spans_per_s"] / result["in_thread"]["spans_per_s"]
+        rate = result["sustained"]["spans_per_s"]
+        result["ratio_over_one_worker_pipeline"] = rate / result["one_worker_pipeline"]["spans_per_s"]
+        result["ratio_over_in_thread"] = rate / result["in_thread"]["spans_per_s"]
     if quick or "--no-phoenix" in sys.argv:
         result["phoenix"] = {"skipped": "not run (--quick or --no-phoenix)"}
     else:

@@ -311,7 +311,7 @@ class IngestService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-ingest")
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        self._pool_ready: Future[bool] | None = None
+        self._pool_ready: list[Future[bool]] = []
         self._pool_lock = threading.Lock()
         # Every ingest write transaction holds this lock (process-shared when workers write): a retried batch
         # prepared twice must not be checked-then-inserted twice at once (its trace aggregates would double).
@@ -348,9 +348,12 @@ class IngestService:
                     initializer=_init_worker,
                     initargs=(os.getpid(), self._worker_store, self._shared_lock()),
                 )
-                self._pool_ready = self._pool.submit(_ready)
-            warm = self._pool_ready
-            return self._pool if warm is not None and warm.done() and warm.exception() is None else None
+                # One task per worker, submitted together: the pool starts a process only when no worker is idle,
+                # and its idle count keeps credits of finished tasks, so workers started on demand may never all
+                # start (a "two-worker" pool ran on one under load).
+                self._pool_ready = [self._pool.submit(_ready) for _ in range(self._workers)]
+            ready = self._pool_ready
+            return self._pool if all(f.done() and f.exception() is None for f in ready) else None
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
