@@ -60,7 +60,7 @@ def test_worker_processes_exit_when_the_server_is_killed(tmp_path: Path) -> None
     try:
         deadline = time.monotonic() + 60
         workers: set[int] = set()
-        while len(workers) < 2:  # the forkserver and the pool's worker, started with the app
+        while len(workers) < 3:  # the forkserver and the pool's two workers, started with the app
             assert time.monotonic() < deadline, "the ingest worker never started"
             time.sleep(0.1)
             workers = _descendants(server.pid)

@@ -7,6 +7,7 @@ per-trace aggregate kept in the same transaction as the spans it summarises.
 from __future__ import annotations
 
 import operator
+import sqlite3
 import threading
 from dataclasses import dataclass
 from itertools import chain
@@ -234,15 +235,22 @@ class _MultiRowInsert:
         self._row = "(" + ", ".join(["?"] * width) + ")"
         self._sql: dict[int, str] = {}
 
-    def run(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def run(self, conn: sa.Connection, rows: list[tuple[Any, ...]], *, returning: str = "") -> list[Any]:
+        """Insert ``rows``; with ``returning`` (a RETURNING column list), the rows the statements reported."""
         i, left = 0, len(rows)
+        out: list[Any] = []
         while left:
             size = min(self._largest, 1 << (left.bit_length() - 1))
             sql = self._sql.get(size)
             if sql is None:
                 sql = self._sql[size] = f"{self._head} VALUES {', '.join([self._row] * size)} {self._tail}"
-            conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[i : i + size])))
+            params = tuple(chain.from_iterable(rows[i : i + size]))
+            if returning:
+                out += conn.exec_driver_sql(f"{sql} RETURNING {returning}", params).all()
+            else:
+                conn.exec_driver_sql(sql, params)
             i, left = i + size, left - size
+        return out
 
 
 def _multi_from(single_row_sql: str, width: int) -> _MultiRowInsert:
@@ -293,6 +301,7 @@ class SqlTraceStore:
                 "traces": _multi_from(self._trace_sql, len(_TRACE_FIELDS)),
                 "search": _multi_from(self._search_sql, 4),
             }
+        self._returning = self._multi is not None and sqlite3.sqlite_version_info >= (3, 35, 0)
         # One writer at a time per process: SQLite upgrades a read transaction to a write one without waiting
         # (SQLITE_BUSY at once), and concurrent aggregates of one trace would double-count on PostgreSQL.
         self._write_lock = threading.Lock()
@@ -308,6 +317,8 @@ class SqlTraceStore:
         unique = list({(s.trace_id, s.span_id): s for s in batch}.values())
         try:
             with self._write_lock, self._engine.begin() as conn:
+                if self._returning:
+                    return self._insert_reporting(conn, self.prepare_rows(unique))
                 return self._insert_new(conn, unique)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
@@ -329,6 +340,8 @@ class SqlTraceStore:
             return 0
         try:
             with self._write_lock, self._engine.begin() as conn:
+                if self._returning:
+                    return self._insert_reporting(conn, prepared)
                 keys = [(r[_TRACE_ID_AT], r[_SPAN_ID_AT]) for r in prepared.spans]
                 existing = self._existing(conn, keys)
                 if existing:  # a retried batch: only the new spans, and aggregates of those only
@@ -341,6 +354,22 @@ class SqlTraceStore:
                 return self._insert_rows(conn, prepared)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
+
+    def _insert_reporting(self, conn: sa.Connection, prepared: PreparedRows) -> int:
+        """SQLite >= 3.35: insert every span and let the statement report which were new (a span already stored
+        is skipped by ON CONFLICT and not reported), instead of looking the batch's keys up first. Trace
+        aggregates and search rows are rebuilt from the new spans only when some were already stored."""
+        assert self._multi is not None  # noqa: S101  (only set up for SQLite)
+        new = self._multi["spans"].run(conn, prepared.spans, returning="trace_id, span_id")
+        if len(new) != len(prepared.spans):  # a retried batch: aggregates and search rows of the new spans only
+            keys = {(t, s) for t, s in new}
+            spans = [_span_from_values(r) for r in prepared.spans if (r[_TRACE_ID_AT], r[_SPAN_ID_AT]) in keys]
+            if not spans:
+                return 0
+            prepared = self.prepare_rows(spans)
+        self._multi["traces"].run(conn, prepared.traces)
+        self._multi["search"].run(conn, prepared.search)  # type: ignore[arg-type]
+        return len(new)
 
     def _insert_new(self, conn: sa.Connection, unique: list[Span]) -> int:
         existing = self._existing_keys(conn, unique)
