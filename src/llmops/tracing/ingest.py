@@ -148,7 +148,7 @@ class _Failed:
 
 
 _ERRORS: dict[str, type[LlmopsError]] = {
-    e.__name__: e for e in (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError, StorageUnavailableError)
+    e.__name__: e for e in (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError)
 }
 
 
@@ -282,12 +282,12 @@ class IngestService:
     - ``workers >= 2`` (the default): each worker also commits its batch, through its own store (``worker_store``
       opens it in the worker) while holding a process-shared write lock; one worker commits while the others
       prepare. Rows never travel back to the server, and no server thread competes with the event loop for the
-      GIL: 17k spans/s against 12k for the pipeline below on two cores (docs/benchmarks.md, issue 3).
+      GIL: ~1.25x the pipeline below on two cores, in alternating runs (docs/benchmarks.md, issue 3).
     - ``workers == 1``: the worker prepares batch k+1 while the server's one writer thread commits batch k.
     - ``workers == 0``: both stages in the writer thread (no extra process).
 
-    Until the pool has answered its first task (start-up), and for a batch whose worker died, the writer thread
-    does both stages, under the same write lock."""
+    Until every worker has answered a first task (start-up), and for a batch whose worker died, the writer
+    thread does both stages, under the same write lock."""
 
     def __init__(
         self,
