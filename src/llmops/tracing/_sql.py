@@ -312,16 +312,7 @@ class SqlTraceStore:
         return cls(create_db_engine(database_url))
 
     def insert_spans(self, batch: list[Span]) -> int:
-        if not batch:
-            return 0
-        unique = list({(s.trace_id, s.span_id): s for s in batch}.values())
-        try:
-            with self._write_lock, self._engine.begin() as conn:
-                if self._returning:
-                    return self._insert_reporting(conn, self.prepare_rows(unique))
-                return self._insert_new(conn, unique)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
+        return self.insert_prepared(self.prepare_rows(batch)) if batch else 0
 
     @staticmethod
     def prepare_rows(batch: list[Span]) -> PreparedRows:
@@ -342,16 +333,7 @@ class SqlTraceStore:
             with self._write_lock, self._engine.begin() as conn:
                 if self._returning:
                     return self._insert_reporting(conn, prepared)
-                keys = [(r[_TRACE_ID_AT], r[_SPAN_ID_AT]) for r in prepared.spans]
-                existing = self._existing(conn, keys)
-                if existing:  # a retried batch: only the new spans, and aggregates of those only
-                    new = [
-                        _span_from_values(r)
-                        for r in prepared.spans
-                        if (r[_TRACE_ID_AT], r[_SPAN_ID_AT]) not in existing
-                    ]
-                    return self._insert_rows(conn, self.prepare_rows(new)) if new else 0
-                return self._insert_rows(conn, prepared)
+                return self._insert_looked_up(conn, prepared)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageUnavailableError(f"the trace database is unavailable: {type(exc.orig).__name__}") from exc
 
@@ -371,10 +353,15 @@ class SqlTraceStore:
         self._multi["search"].run(conn, prepared.search)  # type: ignore[arg-type]
         return len(new)
 
-    def _insert_new(self, conn: sa.Connection, unique: list[Span]) -> int:
-        existing = self._existing_keys(conn, unique)
-        new = [s for s in unique if (s.trace_id, s.span_id) not in existing]
-        return self._insert_rows(conn, self.prepare_rows(new)) if new else 0
+    def _insert_looked_up(self, conn: sa.Connection, prepared: PreparedRows) -> int:
+        """PostgreSQL (and SQLite < 3.35): look the batch's keys up first; a retried batch inserts its new spans
+        only, with aggregates and search rows of those only."""
+        keys = [(r[_TRACE_ID_AT], r[_SPAN_ID_AT]) for r in prepared.spans]
+        existing = self._existing(conn, keys)
+        if existing:
+            new = [_span_from_values(r) for r in prepared.spans if (r[_TRACE_ID_AT], r[_SPAN_ID_AT]) not in existing]
+            return self._insert_rows(conn, self.prepare_rows(new)) if new else 0
+        return self._insert_rows(conn, prepared)
 
     def _insert_rows(self, conn: sa.Connection, prepared: PreparedRows) -> int:
         rows, trace_rows, searchable = prepared.spans, prepared.traces, prepared.search
@@ -388,9 +375,6 @@ class SqlTraceStore:
         if searchable:
             conn.exec_driver_sql(self._search_sql, searchable)
         return len(rows)
-
-    def _existing_keys(self, conn: sa.Connection, batch: list[Span]) -> set[tuple[str, str]]:
-        return self._existing(conn, [(s.trace_id, s.span_id) for s in batch])
 
     def _existing(self, conn: sa.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Stored (trace_id, span_id) among ``keys``: looked up by both key columns, so a batch of a trace

@@ -182,30 +182,31 @@ class _Stored:
     stored: int
 
 
-_worker_store: RowWriter | None = None  # in a worker process: its own store (own database connections)
-_worker_lock: WriteLock | None = None  # in a worker process: the lock every ingest write transaction holds
+# In a worker process that commits: its own store (own database connections) and the lock every ingest write
+# transaction holds.
+_worker_writer: tuple[RowWriter, WriteLock] | None = None
 
 
 def _ready() -> bool:
     return True
 
 
-def _init_worker(server_pid: int, store_factory: Callable[[], RowWriter] | None, write_lock: WriteLock | None) -> None:
-    """Worker initializer: open this process's own store, and end the process when the server ends."""
-    global _worker_store, _worker_lock
+def _init_worker(server_pid: int, writer: tuple[Callable[[], RowWriter], WriteLock] | None) -> None:
+    """Worker initializer: open this process's own store (when it commits), and end the process when the server
+    ends."""
+    global _worker_writer
     _exit_with(server_pid)
-    _worker_store = store_factory() if store_factory is not None else None
-    _worker_lock = write_lock
+    _worker_writer = (writer[0](), writer[1]) if writer is not None else None
 
 
 def _ingest(job: _Job) -> _Stored | _Prepared | _Failed:
-    """In a worker process: prepare the batch and, when the worker has a store, commit it here (holding the
-    shared write lock). A prepared batch is returned for the server's writer thread otherwise."""
+    """In a worker process: prepare the batch and, when the worker commits, commit it here (holding the shared
+    write lock). A prepared batch is returned for the server's writer thread otherwise."""
     prepared = _prepare(job)
-    store = _worker_store
-    lock = _worker_lock
-    if store is None or lock is None or isinstance(prepared, _Failed) or (prepared.rejected and not prepared.accepted):
+    writer = _worker_writer
+    if writer is None or isinstance(prepared, _Failed) or (prepared.rejected and not prepared.accepted):
         return prepared
+    store, lock = writer
     stored = 0
     if prepared.accepted:
         try:
@@ -236,8 +237,6 @@ def _watch(server_pid: int) -> None:
                 os.kill(server_pid, 0)
             except ProcessLookupError:
                 break
-            except PermissionError:  # alive, owned by someone else (cannot happen for our parent; keep waiting)
-                continue
     os._exit(0)
 
 
@@ -315,11 +314,11 @@ class IngestService:
         self._pool_lock = threading.Lock()
         # Every ingest write transaction holds this lock (process-shared when workers write): a retried batch
         # prepared twice must not be checked-then-inserted twice at once (its trace aggregates would double).
+        if self._worker_store is not None and not lock_path:
+            raise ValueError("worker processes that write need a lock_path")
         self._write_lock: WriteLock | threading.Lock = (
             WriteLock(lock_path) if self._worker_store is not None and lock_path else threading.Lock()
         )
-        if self._worker_store is not None and not lock_path:
-            raise ValueError("worker processes that write need a lock_path")
         self.stats = IngestStats()
 
     def start(self) -> None:
@@ -327,8 +326,10 @@ class IngestService:
         it is ready are prepared in the writer thread, so a restarted server ingests at once)."""
         self._process_pool()
 
-    def _shared_lock(self) -> WriteLock | None:
-        return self._write_lock if isinstance(self._write_lock, WriteLock) else None
+    def _worker_writer(self) -> tuple[Callable[[], RowWriter], WriteLock] | None:
+        """What a worker that commits needs (None: workers only prepare)."""
+        lock = self._write_lock
+        return (self._worker_store, lock) if self._worker_store is not None and isinstance(lock, WriteLock) else None
 
     def worker_ready(self) -> bool:
         return self._process_pool() is not None
@@ -346,7 +347,7 @@ class IngestService:
                     max_workers=self._workers,
                     mp_context=ctx,
                     initializer=_init_worker,
-                    initargs=(os.getpid(), self._worker_store, self._shared_lock()),
+                    initargs=(os.getpid(), self._worker_writer()),
                 )
                 # One task per worker, submitted together: the pool starts a process only when no worker is idle,
                 # and its idle count keeps credits of finished tasks, so workers started on demand may never all
