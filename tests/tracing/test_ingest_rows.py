@@ -203,7 +203,7 @@ def test_span_rows_json_exactly() -> None:
 
 def test_trace_and_search_rows() -> None:
     """One trace row aggregating the batch (root name, sums, first user/session/model, tags in order, error),
-    and one full-text row per span with content (message metadata left out)."""
+    and one full-text row for the trace with its spans' content in span order (message metadata left out)."""
     _, traces, search = _rows()
     assert traces == [
         {
@@ -224,12 +224,37 @@ def test_trace_and_search_rows() -> None:
             "tags": "\x1fa\x1fb\x1fc\x1f",
         }
     ]
-    assert search == [
-        ("proj-1", TRACE, LLM, "hi there"),
-        ("proj-1", TRACE, OI, "first\nsecond\nok"),
-        ("proj-1", TRACE, RETR, "revenue\nRevenue grew."),  # ids, roles, types: not text
-        ("proj-1", TRACE, TOOL, "risk"),
+    # ids, roles, types: not text
+    assert search == [("proj-1", TRACE, LLM, "hi there\nfirst\nsecond\nok\nrevenue\nRevenue grew.\nrisk")]
+
+
+def test_search_rows_one_per_trace_within_the_size_cap() -> None:
+    """Spans of two traces interleaved: one row per trace, texts in span order; a trace whose text passes
+    MAX_SEARCH_CHARS continues in a new row (nothing dropped, no row over the cap)."""
+    from llmops.tracing._sql_query import MAX_SEARCH_CHARS, search_rows
+    from llmops.tracing.models import Span
+
+    def sp(trace: str, i: int, text: str | None) -> Span:
+        return Span(
+            trace_id=trace, span_id=f"{i:016x}", project_id="p", name="n", kind="llm", start_ns=1, end_ns=2, input=text
+        )
+
+    big = "w" * (MAX_SEARCH_CHARS // 2)
+    batch = [
+        sp("a", 1, "one"),
+        sp("b", 2, "uno"),
+        sp("a", 3, None),
+        sp("a", 4, "two"),
+        sp("b", 5, big),
+        sp("b", 6, big),
+        sp("b", 7, "fin"),
     ]
+    rows = search_rows(batch)
+    assert ("p", "a", f"{1:016x}", "one\ntwo") in rows
+    b_rows = [r for r in rows if r[1] == "b"]
+    assert all(len(r[3]) <= MAX_SEARCH_CHARS for r in rows)
+    assert "\n".join(r[3] for r in b_rows).split("\n") == ["uno", big, big, "fin"]
+    assert len(rows) == 3 and b_rows[0][2] == f"{2:016x}"
 
 
 _bytes = st.binary(min_size=1, max_size=4).map(lambda b: bytes(97 + c % 4 for c in b))  # a-d: frequent overlaps
