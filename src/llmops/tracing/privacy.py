@@ -128,6 +128,11 @@ def compile_custom(patterns: Iterable[str]) -> list[_Rule]:
     return rules
 
 
+# A JSON ``\uXXXX`` escape. Matching the four hex digits too matters: the two bytes ``\u`` alone occur in ~10 % of
+# 512-span protobuf batches, inside random trace and span ids, and each such batch took the per-span pass.
+_JSON_ESCAPE = re.compile(rb"\\u[0-9A-Fa-f]{4}")
+
+
 def _blob_searches(triggers: list[bytes]) -> tuple[tuple[bytes, ...], tuple[re.Pattern[bytes], ...]]:
     """Searches that find whether any trigger occurs in a blob, in fewer passes than one per trigger: triggers
     sharing a first byte become one regex ``first(?:rest|rest…)`` (half the time of 17 substring searches for
@@ -181,7 +186,7 @@ class Redactor:
         body with such an escape is never cleared. (Bytes values are stored as base64 text, which the per-span
         check does not see through either.) False, i.e. check each span, when a rule has no triggers (custom
         patterns, phone and card numbers)."""
-        if self._blob_searches is None or b"\\u" in body:
+        if self._blob_searches is None or _JSON_ESCAPE.search(body):
             return False
         literals, patterns = self._blob_searches
         return not any(t in body for t in literals) and not any(p.search(body) for p in patterns)

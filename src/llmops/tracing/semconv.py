@@ -412,6 +412,42 @@ for _field, _keys in _FIELD_SOURCES.items():
 _MAX_PLANS = 4_096
 
 
+# add_canonical's column values, in Span field order: operation, provider, request_model, response_model,
+# input_tokens, output_tokens, cost_usd, ttft_ms, user_id, session_id
+_Columns = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
+_COLUMN_FIELDS = (
+    "operation",
+    "provider",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "ttft_ms",
+    "user_id",
+    "session_id",
+)
+_FIELD_ORDER = tuple(Span.__dataclass_fields__)
+# build_span passes Span's fields positionally: fail at import if the field order ever changes
+assert (
+    _FIELD_ORDER[10:20] == _COLUMN_FIELDS
+    and _FIELD_ORDER[:10]
+    == (  # noqa: S101
+        "trace_id",
+        "span_id",
+        "project_id",
+        "name",
+        "kind",
+        "start_ns",
+        "end_ns",
+        "status",
+        "parent_span_id",
+        "error",
+    )
+    and _FIELD_ORDER[20:] == ("key_id", "attributes", "input", "output")
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     fields: tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # (field, ((rank, attribute), ...) by rank)
@@ -475,9 +511,10 @@ def _clip_short(value: Any) -> str | None:
     return None if value is None else clip(value, MAX_SHORT)
 
 
-def add_canonical(kind: str, attrs: dict[str, Any], best: dict[str, tuple[int, Any]] | None = None) -> dict[str, Any]:
-    """Add the ``gen_ai.*`` names a sender left out; return the values the span columns need. ``best`` is
-    :func:`_scan`'s pick (of the attributes before ``llm.invocation_parameters`` was expanded)."""
+def add_canonical(kind: str, attrs: dict[str, Any], best: dict[str, tuple[int, Any]] | None = None) -> _Columns:
+    """Add the ``gen_ai.*`` names a sender left out; return the values the span columns need, in ``Span`` field
+    order (``operation`` .. ``session_id``). ``best`` is :func:`_scan`'s pick (of the attributes before
+    ``llm.invocation_parameters`` was expanded)."""
     if best is None:
         best = _scan(attrs)[0]
     if "llm.invocation_parameters" in attrs:
@@ -513,18 +550,18 @@ def add_canonical(kind: str, attrs: dict[str, Any], best: dict[str, tuple[int, A
         attrs[FINISH_REASONS] = [attrs["llm.finish_reason"]]
     ttfc = as_float(attrs[TTFC]) if TTFC in attrs else None
     cost = best.get("cost_usd")
-    return {
-        "operation": _clip_short(op) if kind in MODEL_CALL_KINDS else None,
-        "provider": _clip_short(provider),
-        "request_model": None if request_model is None else clip(request_model, MAX_ID),
-        "response_model": None if response_model is None else clip(response_model, MAX_ID),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cost_usd": None if cost is None else as_float(cost[1]),
-        "ttft_ms": ttfc * 1000 if ttfc is not None else None,
-        "user_id": None if user_id is None else clip(user_id, MAX_ID),
-        "session_id": None if session_id is None else clip(session_id, MAX_ID),
-    }
+    return (
+        _clip_short(op) if kind in MODEL_CALL_KINDS else None,
+        _clip_short(provider),
+        None if request_model is None else clip(request_model, MAX_ID),
+        None if response_model is None else clip(response_model, MAX_ID),
+        input_tokens,
+        output_tokens,
+        None if cost is None else as_float(cost[1]),
+        ttfc * 1000 if ttfc is not None else None,
+        None if user_id is None else clip(user_id, MAX_ID),
+        None if session_id is None else clip(session_id, MAX_ID),
+    )
 
 
 def _error(status_message: str, attrs: dict[str, Any], events: list[dict[str, Any]] | None) -> str:
@@ -581,20 +618,20 @@ def build_span(
     if resource:
         attrs["resource"] = resource
     failed = status[0] == 2
-    return Span(
-        trace_id=ids[0],
-        span_id=ids[1],
-        parent_span_id=ids[2],
-        project_id=project_id,
-        name=clip(name, MAX_NAME) or "",
-        kind=kind,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        status="error" if failed else "ok",
-        error=_error(status[1], attrs, events) if failed else None,
-        key_id=key_id,
-        attributes=attrs,
-        input=inp,
-        output=out,
-        **cols,
+    return Span(  # positional, in field order: half the cost of keywords, once per ingested span
+        ids[0],  # trace_id
+        ids[1],  # span_id
+        project_id,
+        clip(name, MAX_NAME) or "",
+        kind,
+        start_ns,
+        end_ns,
+        "error" if failed else "ok",
+        ids[2],  # parent_span_id
+        _error(status[1], attrs, events) if failed else None,
+        *cols,  # operation .. session_id
+        key_id,
+        attrs,
+        inp,
+        out,
     )
