@@ -135,18 +135,21 @@ _JSON_ESCAPE = re.compile(rb"\\u[0-9A-Fa-f]{4}")
 
 def _blob_searches(triggers: list[bytes]) -> tuple[tuple[bytes, ...], tuple[re.Pattern[bytes], ...]]:
     """Searches that find whether any trigger occurs in a blob, in fewer passes than one per trigger: triggers
-    sharing a first byte become one regex ``first(?:rest|rest…)`` (half the time of 17 substring searches for
-    the secret rules); a trigger alone under its first byte stays a plain substring test."""
-    by_first: dict[bytes, list[bytes]] = {}
+    sharing a prefix become one regex ``prefix(?:rest|rest…)`` (half the time of 17 substring searches for the
+    secret rules); a trigger alone under its prefix stays a plain substring test. The prefix is the first byte,
+    or the first two when the first is a lowercase letter: the regex stops at every occurrence of its prefix,
+    and one lowercase letter occurs every few bytes of text (``e(?:yJ|arer)`` scanned a batch 1.7x slower than
+    ``eyJ`` and ``earer`` as two substring tests)."""
+    by_prefix: dict[bytes, list[bytes]] = {}
     for t in dict.fromkeys(triggers):
-        by_first.setdefault(t[:1], []).append(t)
+        by_prefix.setdefault(t[:2] if t[:1].islower() else t[:1], []).append(t)
     literals, patterns = [], []
-    for first, group in by_first.items():
+    for prefix, group in by_prefix.items():
         if len(group) == 1:
             literals.append(group[0])
         else:
-            rests = b"|".join(re.escape(t[1:]) for t in group)
-            patterns.append(re.compile(re.escape(first) + b"(?:" + rests + b")"))
+            rests = b"|".join(re.escape(t[len(prefix) :]) for t in group)
+            patterns.append(re.compile(re.escape(prefix) + b"(?:" + rests + b")"))
     return tuple(literals), tuple(patterns)
 
 
