@@ -257,6 +257,28 @@ def test_search_rows_one_per_trace_within_the_size_cap() -> None:
     assert len(rows) == 3 and b_rows[0][2] == f"{2:016x}"
 
 
+def test_search_rows_never_mix_projects_sharing_a_trace_id() -> None:
+    """The gateway's recorder writes batches holding several projects' calls, and a caller can send another
+    project's trace id in traceparent: each project's text stays in its own row."""
+    from llmops.tracing._sql_query import search_rows
+    from llmops.tracing.models import Span
+
+    def sp(project: str, i: int, text: str) -> Span:
+        return Span(
+            trace_id="t" * 32,
+            span_id=f"{i:016x}",
+            project_id=project,
+            name="n",
+            kind="llm",
+            start_ns=1,
+            end_ns=2,
+            input=text,
+        )
+
+    rows = search_rows([sp("a", 1, "alpha"), sp("b", 2, "secret of b"), sp("a", 3, "more alpha")])
+    assert sorted((r[0], r[3]) for r in rows) == [("a", "alpha\nmore alpha"), ("b", "secret of b")]
+
+
 _bytes = st.binary(min_size=1, max_size=4).map(lambda b: bytes(97 + c % 4 for c in b))  # a-d: frequent overlaps
 
 

@@ -83,6 +83,21 @@ def test_span_payloads_round_trip(engine: Engine) -> None:
     assert got.attributes == attrs and got.input == msg and got.output == msg and got.user_id == "u"
 
 
+def test_one_batch_with_two_projects_on_one_trace_id_keeps_them_apart(engine: Engine) -> None:
+    """The gateway's recorder writes every project's calls in one batch, and a caller can send another project's
+    trace id: project p2's spans are never summed into p1's trace row, nor searchable from p1."""
+    store = SqlTraceStore(engine)
+    mine = _span(_tid(40), _sid(1), 100, user_id="ann", input="alpha report")
+    theirs = _span(_tid(40), _sid(2), 50, project_id="p2", user_id="eve", input_tokens=1000, input="zulu secret")
+    store.insert_spans([mine, theirs])
+    trace = store.find_trace("p1", _tid(40))
+    assert trace is not None
+    assert (trace.span_count, trace.input_tokens, trace.user_id, trace.start_ns) == (1, 3, "ann", 100)
+    assert store.list_traces("p1", TraceFilter(text="zulu"), after=None, limit=10) == []
+    assert [t.trace_id for t in store.list_traces("p1", TraceFilter(text="alpha"), after=None, limit=10)] == [_tid(40)]
+    assert store.find_trace("p2", _tid(40)) is None  # the id belongs to p1's row: p2 gets no aggregate
+
+
 def test_queries_are_project_scoped(engine: Engine) -> None:
     store = SqlTraceStore(engine)
     store.insert_spans([_span(_tid(3), _sid(1), 1, project_id="p2")])

@@ -126,16 +126,20 @@ def _span_from_row(m: Any) -> Span:
 
 
 def _aggregate(new: list[Span]) -> list[tuple[Any, ...]]:
-    """One ``traces`` row (``_TRACE_FIELDS`` order) per trace of ``new``, in one pass over each trace's spans."""
-    by_trace: dict[str, list[Span]] = {}
+    """One ``traces`` row (``_TRACE_FIELDS`` order) per trace of ``new``, in one pass over each trace's spans.
+    Grouped by project and trace id: the gateway's recorder batches every project's calls, and a caller may send
+    another project's trace id (``traceparent``); its spans must not be summed into that project's row (the
+    upsert then leaves the other project's row alone)."""
+    by_trace: dict[tuple[str, str], list[Span]] = {}
     for s in new:
-        group = by_trace.get(s.trace_id)
+        key = (s.project_id, s.trace_id)
+        group = by_trace.get(key)
         if group is None:
-            by_trace[s.trace_id] = [s]
+            by_trace[key] = [s]
         else:
             group.append(s)
     rows = []
-    for trace_id, group in by_trace.items():
+    for (_, trace_id), group in by_trace.items():
         first = group[0]
         root = None
         earliest = first  # the first span with the smallest start: the root when no span lacks a parent

@@ -119,13 +119,15 @@ def _collect(value: Any, out: list[str]) -> None:
 
 
 def search_rows(batch: list[Span]) -> list[tuple[str, str, str, str]]:
-    """Full-text rows of a batch: one per trace (``span_id`` is its first span with text), holding every
+    """Full-text rows of a batch: one per trace and project (``span_id`` is its first span with text), holding every
     input/output string of that trace's spans in the batch, each span's text cut at ``MAX_SEARCH_CHARS``; a
     trace's text beyond ``MAX_SEARCH_CHARS`` starts another row. Search answers trace ids, so one document per
     trace loses nothing, and FTS5 (``detail=none``) stores a word once per document: a trace's spans repeat their
     text (prompt, context, answer), so this writes far fewer index entries than a row per span. On the ingest
     hot path: an accumulator, not generators (about 3x cheaper)."""
-    docs: dict[str, list[Any]] = {}  # trace_id -> [project_id, trace_id, span_id, [texts], chars]
+    # (project_id, trace_id) -> [project_id, trace_id, span_id, [texts], chars]. Keyed by project too: the
+    # gateway's recorder batches calls of every project, and a caller may reuse another project's trace id.
+    docs: dict[tuple[str, str], list[Any]] = {}
     rows: list[tuple[str, str, str, str]] = []
     for s in batch:
         inp, outp = s.input, s.output
@@ -141,12 +143,13 @@ def search_rows(batch: list[Span]) -> list[tuple[str, str, str, str]]:
         text = "\n".join(out)[:MAX_SEARCH_CHARS]
         if not text:
             continue
-        doc = docs.get(s.trace_id)
+        key = (s.project_id, s.trace_id)
+        doc = docs.get(key)
         if doc is not None and doc[4] + len(text) > MAX_SEARCH_CHARS:
             rows.append((doc[0], doc[1], doc[2], "\n".join(doc[3])))
             doc = None
         if doc is None:
-            docs[s.trace_id] = [s.project_id, s.trace_id, s.span_id, [text], len(text)]
+            docs[key] = [s.project_id, s.trace_id, s.span_id, [text], len(text)]
         else:
             doc[3].append(text)
             doc[4] += len(text) + 1
