@@ -412,40 +412,15 @@ for _field, _keys in _FIELD_SOURCES.items():
 _MAX_PLANS = 4_096
 
 
-# add_canonical's column values, in Span field order: operation, provider, request_model, response_model,
-# input_tokens, output_tokens, cost_usd, ttft_ms, user_id, session_id
+# add_canonical's column values, in Span field order: operation .. session_id (see _SPAN_FIELDS)
 _Columns = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
-_COLUMN_FIELDS = (
-    "operation",
-    "provider",
-    "request_model",
-    "response_model",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "ttft_ms",
-    "user_id",
-    "session_id",
+# The order in which build_span passes Span's fields positionally; import fails if Span's order ever changes.
+_SPAN_FIELDS = (
+    *("trace_id", "span_id", "project_id", "name", "kind", "start_ns", "end_ns", "status", "parent_span_id", "error"),
+    *("operation", "provider", "request_model", "response_model", "input_tokens", "output_tokens", "cost_usd"),
+    *("ttft_ms", "user_id", "session_id", "key_id", "attributes", "input", "output"),
 )
-_FIELD_ORDER = tuple(Span.__dataclass_fields__)
-# build_span passes Span's fields positionally: fail at import if the field order ever changes
-assert (
-    _FIELD_ORDER[10:20] == _COLUMN_FIELDS
-    and _FIELD_ORDER[:10]
-    == (  # noqa: S101
-        "trace_id",
-        "span_id",
-        "project_id",
-        "name",
-        "kind",
-        "start_ns",
-        "end_ns",
-        "status",
-        "parent_span_id",
-        "error",
-    )
-    and _FIELD_ORDER[20:] == ("key_id", "attributes", "input", "output")
-)
+assert tuple(Span.__dataclass_fields__) == _SPAN_FIELDS  # noqa: S101
 
 
 @dataclass(frozen=True, slots=True)
