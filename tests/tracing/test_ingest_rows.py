@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from llmops.tracing._otlp import DecodeContext, decode_protobuf
 from llmops.tracing._sql import _SPAN_COLS, _TRACE_FIELDS, SqlTraceStore
+from llmops.tracing._sql_query import MAX_SEARCH_CHARS, search_rows
+from llmops.tracing.models import Span
 from llmops.tracing.privacy import _blob_searches
 from tests.support.otlp import request, span
 
@@ -228,17 +230,14 @@ def test_trace_and_search_rows() -> None:
     assert search == [("proj-1", TRACE, LLM, "hi there\nfirst\nsecond\nok\nrevenue\nRevenue grew.\nrisk")]
 
 
+def _text_span(trace: str, i: int, text: str | None, project: str = "p") -> Span:
+    return Span(trace, f"{i:016x}", project, "n", "llm", 1, 2, input=text)
+
+
 def test_search_rows_one_per_trace_within_the_size_cap() -> None:
     """Spans of two traces interleaved: one row per trace, texts in span order; a trace whose text passes
     MAX_SEARCH_CHARS continues in a new row (nothing dropped, no row over the cap)."""
-    from llmops.tracing._sql_query import MAX_SEARCH_CHARS, search_rows
-    from llmops.tracing.models import Span
-
-    def sp(trace: str, i: int, text: str | None) -> Span:
-        return Span(
-            trace_id=trace, span_id=f"{i:016x}", project_id="p", name="n", kind="llm", start_ns=1, end_ns=2, input=text
-        )
-
+    sp = _text_span
     big = "w" * (MAX_SEARCH_CHARS // 2)
     batch = [
         sp("a", 1, "one"),
@@ -260,22 +259,14 @@ def test_search_rows_one_per_trace_within_the_size_cap() -> None:
 def test_search_rows_never_mix_projects_sharing_a_trace_id() -> None:
     """The gateway's recorder writes batches holding several projects' calls, and a caller can send another
     project's trace id in traceparent: each project's text stays in its own row."""
-    from llmops.tracing._sql_query import search_rows
-    from llmops.tracing.models import Span
-
-    def sp(project: str, i: int, text: str) -> Span:
-        return Span(
-            trace_id="t" * 32,
-            span_id=f"{i:016x}",
-            project_id=project,
-            name="n",
-            kind="llm",
-            start_ns=1,
-            end_ns=2,
-            input=text,
-        )
-
-    rows = search_rows([sp("a", 1, "alpha"), sp("b", 2, "secret of b"), sp("a", 3, "more alpha")])
+    trace = "t" * 32
+    rows = search_rows(
+        [
+            _text_span(trace, 1, "alpha", "a"),
+            _text_span(trace, 2, "secret of b", "b"),
+            _text_span(trace, 3, "more alpha", "a"),
+        ]
+    )
     assert sorted((r[0], r[3]) for r in rows) == [("a", "alpha\nmore alpha"), ("b", "secret of b")]
 
 

@@ -1,26 +1,29 @@
-"""Reads of one trace use an index on the trace id, never a scan of the whole project (SQLite).
+"""The store reads and deletes one trace's spans through an index on the trace id, never by scanning the whole
+project (SQLite, whose planner has no statistics).
 
-Found in stop 13: with only the primary key ``(trace_id, span_id)`` and ``(project_id, start_ns)`` on spans,
-SQLite's planner (no statistics) chose the project index for "the spans of trace X in project P": every trace
-page, every attribute filter (once per candidate trace) and every retention delete read all of the project's
-spans. ``ix_spans_project_trace_start`` matches both equality terms, so the planner takes it.
+Found in stop 13: with the primary key ``(trace_id, span_id)`` and ``(project_id, start_ns)`` as the spans'
+indexes, SQLite chose the project index for "spans of trace T in project P", reading every span of the project
+for one trace page, for each candidate trace of an attribute filter, and per retention delete. The store's
+queries write that project condition with ``_sql_query.of_project``; this test runs them and checks the plan of
+every statement that touches spans.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy import Engine
+from typing import Any
+
+from sqlalchemy import Engine, event
 
 from llmops.core.db import create_db_engine
 from llmops.core.db.engine import upgrade
-from llmops.tracing._sql import SqlTraceStore, spans, traces
-from llmops.tracing._sql_query import query_conditions
+from llmops.tracing._sql import SqlTraceStore
+from llmops.tracing._sql_sessions import SqlSessionStore
 from llmops.tracing.models import Span, TraceFilter
 
 P, TRACE = "p1", f"{1:032x}"
 
 
-def _store(tmp_path) -> Engine:  # type: ignore[no-untyped-def]
+def _engine(tmp_path) -> Engine:  # type: ignore[no-untyped-def]
     engine = create_db_engine(f"sqlite:///{tmp_path / 'plans.db'}")
     upgrade(engine)
     batch = [
@@ -32,31 +35,30 @@ def _store(tmp_path) -> Engine:  # type: ignore[no-untyped-def]
     return engine
 
 
-def _plan(engine: Engine, statement: sa.Executable) -> str:
-    sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))  # type: ignore[attr-defined]
+def test_trace_keyed_span_queries_use_the_trace_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = _engine(tmp_path)
+    statements: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "spans" in statement and not statement.startswith("EXPLAIN"):
+            statements.append((statement, parameters))
+
+    store, sessions = SqlTraceStore(engine), SqlSessionStore(engine)
+    assert len(store.list_span_page(P, TRACE, after=None, limit=5)) == 5
+    assert len(store.list_spans(P, TRACE)) == 10
+    assert len(sessions.spans_of_traces(P, [TRACE, f"{3:032x}"])) == 20
+    assert store.list_traces(P, TraceFilter(attributes=(("a", "b"),)), after=None, limit=5)
+    assert store.delete_traces_before(P, 400, limit=10) == 2  # traces 1 and 3
+    event.remove(engine, "before_cursor_execute", _capture)
+
+    checked = 0
     with engine.connect() as conn:
-        return " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
-
-
-def test_trace_keyed_span_reads_use_a_trace_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    engine = _store(tmp_path)
-    c = spans.c
-    one_trace = (c.project_id == P, c.trace_id == TRACE)
-    statements = {
-        "span page": sa.select(spans).where(*one_trace).order_by(c.start_ns, c.span_id).limit(5),
-        "spans of traces": sa.select(spans).where(c.project_id == P, c.trace_id.in_([TRACE, f"{3:032x}"])),
-        "attribute filter": sa.select(traces.c.trace_id)
-        .where(
-            traces.c.project_id == P,
-            *query_conditions("sqlite", P, TraceFilter(attributes=(("a", "b"),)), traces, spans),
-        )
-        .limit(5),
-        "retention delete": spans.delete().where(c.project_id == P, c.trace_id.in_([TRACE])),
-    }
-    for label, statement in statements.items():
-        plan = _plan(engine, statement)
-        spans_steps = [step for step in plan.split(" | ") if "spans" in step]
-        assert spans_steps, (label, plan)
-        for step in spans_steps:
-            assert "trace_id=?" in step, f"{label}: {plan}"
+        for statement, parameters in statements:
+            plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            for step in plan:
+                if " spans " in f"{step} " and "trace_search" not in step:
+                    assert "trace_id=?" in step, f"{statement}\n{plan}"
+                    checked += 1
+    assert checked >= 5
     engine.dispose()

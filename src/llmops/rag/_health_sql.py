@@ -242,7 +242,7 @@ class SqlFeedbackSource:
 
     def negative_citations(self, project_id: str, collection: str) -> dict[str, int]:
         from llmops.tracing._sql import spans
-        from llmops.tracing._sql_query import scores
+        from llmops.tracing._sql_query import of_project, scores
 
         s = scores.c
         negative = sa.or_(
@@ -251,7 +251,7 @@ class SqlFeedbackSource:
         )
         bad_traces = sa.select(s.trace_id).where(s.project_id == project_id, s.source.in_(FEEDBACK_SOURCES), negative)
         q = sa.select(spans.c.trace_id, spans.c.attributes).where(
-            spans.c.project_id == project_id, spans.c.kind == "retrieval", spans.c.trace_id.in_(bad_traces)
+            spans.c.trace_id.in_(bad_traces), of_project(spans.c.project_id, project_id), spans.c.kind == "retrieval"
         )
         cited: dict[str, set[str]] = {}
         with self._engine.connect() as conn:

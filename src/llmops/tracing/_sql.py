@@ -21,6 +21,7 @@ from llmops.core.errors import StorageUnavailableError
 from llmops.tracing._sql_query import (
     decode_tags,
     encode_tags,
+    of_project,
     prompt_group,
     query_conditions,
     scores,
@@ -436,7 +437,7 @@ class SqlTraceStore:
     def list_spans(self, project_id: str, trace_id: str) -> list[Span]:
         q = (
             sa.select(spans)
-            .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+            .where(spans.c.trace_id == trace_id, of_project(spans.c.project_id, project_id))
             .order_by(spans.c.start_ns, spans.c.span_id)
         )
         with self._engine.connect() as conn:
@@ -446,7 +447,7 @@ class SqlTraceStore:
         self, project_id: str, trace_id: str, *, after: tuple[int, str] | None, limit: int
     ) -> list[Span]:
         c = spans.c
-        q = sa.select(spans).where(c.project_id == project_id, c.trace_id == trace_id)
+        q = sa.select(spans).where(c.trace_id == trace_id, of_project(c.project_id, project_id))
         if after is not None:
             q = q.where(sa.or_(c.start_ns > after[0], sa.and_(c.start_ns == after[0], c.span_id > after[1])))
         q = q.order_by(c.start_ns, c.span_id).limit(limit)
@@ -462,7 +463,11 @@ class SqlTraceStore:
             return 0
         with self._write_lock, self._engine.begin() as conn:  # first statement writes: no lock upgrade
             for table in (spans, search_table, scores, traces):
-                conn.execute(table.delete().where(table.c.project_id == project_id, table.c.trace_id.in_(trace_ids)))
+                # spans: keyed by trace id (see of_project); scores: its index is (project_id, trace_id)
+                mine = (
+                    of_project(spans.c.project_id, project_id) if table is spans else table.c.project_id == project_id
+                )
+                conn.execute(table.delete().where(table.c.trace_id.in_(trace_ids), mine))
         return len(trace_ids)
 
     def llm_span_rows(

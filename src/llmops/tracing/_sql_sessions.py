@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from llmops.tracing._sql import _span_from_row, _summary, spans, traces
-from llmops.tracing._sql_query import scores
+from llmops.tracing._sql_query import of_project, scores
 from llmops.tracing.models import Span, TraceSummary
 from llmops.tracing.sessions import ScoreSummary, SessionSummary, UserSummary
 
@@ -118,7 +118,7 @@ class SqlSessionStore:
         out: list[Span] = []
         with self._engine.connect() as conn:
             for i in range(0, len(trace_ids), 500):
-                q = sa.select(spans).where(s.project_id == project_id, s.trace_id.in_(trace_ids[i : i + 500]))
+                q = sa.select(spans).where(s.trace_id.in_(trace_ids[i : i + 500]), of_project(s.project_id, project_id))
                 if content_only:
                     q = q.where(sa.or_(s.input.is_not(None), s.output.is_not(None)))
                 q = q.order_by(s.trace_id, s.start_ns, s.span_id)
