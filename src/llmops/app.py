@@ -193,6 +193,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             trace_store,
             redaction=lambda project_id: trace_settings.settings_sync(project_id).redaction,
             workers=settings.tracing.ingest_workers,
+            pin_workers=settings.tracing.pin_ingest_workers,
             worker_store=functools.partial(SqlTraceStore.at, settings.resolved_database_url()),
             lock_path=str(settings.home / "ingest.lock"),
             max_body_bytes=settings.tracing.max_ingest_bytes,

@@ -46,6 +46,11 @@ class TracingSettings(BaseSettings):
         "batches (one commits while another prepares). One: it prepares while the server's writer thread commits "
         "the previous batch. 0: everything in the writer thread (no extra process).",
     )
+    pin_ingest_workers: bool = Field(
+        True,
+        description="Pin each ingest worker process to its own CPU (round robin over the CPUs the server may use), "
+        "so that it keeps its caches warm. Turn off when other busy processes share the machine's cores.",
+    )
     max_ingest_bytes: int = Field(
         16 * 1024 * 1024, description="Largest OTLP request body accepted at /v1/traces after decompression, bytes."
     )
