@@ -16,7 +16,7 @@ CACHE=${LLMOPS_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmops}
 LLAMA_VERSION=0.3.36
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF"
 
-stamp_key=$(cat pyproject.toml requirements*.lock package-lock.json scripts/setup.sh 2>/dev/null | sha256sum | cut -c1-16)
+stamp_key=$(cat pyproject.toml requirements*.lock package-lock.json scripts/setup.sh hatch_build.py src/llmops/tracing/*.c 2>/dev/null | sha256sum | cut -c1-16)
 stamp="$VENV/.llmops-setup-$stamp_key"
 if [ -f "$stamp" ]; then
   exit 0

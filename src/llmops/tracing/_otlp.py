@@ -1,7 +1,9 @@
 """OTLP/HTTP trace payloads: decoding ``ExportTraceServiceRequest`` (protobuf or JSON) into spans, and the
 response bodies the spec asks for.
 
-- Protobuf is parsed by ``opentelemetry-proto`` (upb); JSON is walked as a dict, never through
+- Protobuf is decoded by the native decoder ``_otlpc`` (C, built at install; see its header) when it is built and
+  the body is in the plain encoding exporters write, else parsed by ``opentelemetry-proto`` (upb), which also
+  decides every error; both give the same spans (tests compare them). JSON is walked as a dict, never through
   ``json_format.Parse``, because OTLP/JSON ids are hex (not base64), 64-bit integers may be strings, and
   unknown fields must be ignored. A base64 id (plain proto3 JSON, 24 characters) is accepted too.
 - A malformed *envelope* (not protobuf, not a JSON object, ``resourceSpans`` not a list) raises
@@ -32,6 +34,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from llmops.core.errors import InvalidInputError
 from llmops.tracing.models import Span
 from llmops.tracing.semconv import build_span
+
+try:
+    from llmops.tracing import _otlpc
+except ImportError:  # not built (no C compiler at install, or LLMOPS_PURE_PYTHON=1): upb decodes every body
+    _otlpc = None  # type: ignore[assignment]
 
 log = logging.getLogger("llmops.tracing")
 MAX_ERRORS_REPORTED = 5
@@ -144,16 +151,18 @@ def _pb_attrs(kvs: Any, limit: int) -> dict[str, Any]:
     return out
 
 
-def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope: tuple[str, str]) -> Span:
-    trace_id, span_id = sp.trace_id.hex(), sp.span_id.hex()
-    parent = sp.parent_span_id.hex() or None
-    _check_ids(trace_id, span_id, parent)
-    start, end = sp.start_time_unix_nano, sp.end_time_unix_nano
+def _check_span(ids: tuple[str, str, str | None], start: int, end: int, name: str, limit: int) -> None:
+    """The checks of a span's own fields, in the order their rejection messages take precedence."""
+    _check_ids(*ids)
     _check_times(start, end)
-    limit = ctx.max_value_chars
-    name = sp.name
     if len(name) > limit:
         raise _too_long(limit)
+
+
+def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope: tuple[str, str]) -> Span:
+    ids = (sp.trace_id.hex(), sp.span_id.hex(), sp.parent_span_id.hex() or None)
+    start, end, name, limit = sp.start_time_unix_nano, sp.end_time_unix_nano, sp.name, ctx.max_value_chars
+    _check_span(ids, start, end, name, limit)
     events = links = None
     pb_events, pb_links = sp.events, sp.links
     if pb_events:
@@ -167,7 +176,7 @@ def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope
     return build_span(
         project_id=ctx.project_id,
         key_id=ctx.key_id,
-        ids=(trace_id, span_id, parent),
+        ids=ids,
         name=name,
         start_ns=start,
         end_ns=end,
@@ -182,6 +191,55 @@ def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope
 
 
 def decode_protobuf(body: bytes, ctx: DecodeContext) -> Decoded:
+    """The spans of an ``ExportTraceServiceRequest`` body: through the native decoder when it is built and takes the
+    body, else through upb (:func:`decode_protobuf_upb`)."""
+    if _otlpc is not None:
+        groups = _otlpc.decode(body, ctx.max_value_chars)
+        if groups is not None:
+            return _decode_native(groups, ctx)
+    return decode_protobuf_upb(body, ctx)
+
+
+def _decode_native(groups: list[Any], ctx: DecodeContext) -> Decoded:
+    """Spans from the native decoder's tuples (see ``_otlpc.c``): the same checks and mapping as the upb path."""
+    out = Decoded()
+    keep = out.spans.append
+    limit = ctx.max_value_chars
+    for resource_attrs, scopes in groups:
+        resource = resource_attrs or None
+        for scope_name, scope_version, spans in scopes:
+            scope = (scope_name, scope_version)
+            for trace_id, span_id, parent, name, kind, start, end, code, message, attrs, events, links in spans:
+                ids = (trace_id, span_id, parent or None)
+                try:
+                    _check_span(ids, start, end, name, limit)
+                    keep(
+                        build_span(
+                            project_id=ctx.project_id,
+                            key_id=ctx.key_id,
+                            ids=ids,
+                            name=name,
+                            start_ns=start,
+                            end_ns=end,
+                            status=(code, message),
+                            otel_kind=kind,
+                            attrs=attrs,
+                            resource=resource,
+                            scope=scope,
+                            events=events,
+                            links=links,
+                        )
+                    )
+                except SpanRejected as exc:
+                    out.reject(span_id, str(exc))
+                except Exception:  # ingest boundary, as in decode_protobuf_upb
+                    log.exception("mapping an OTLP span failed")
+                    out.reject(span_id, "the span could not be mapped (server error, logged)")
+    return out
+
+
+def decode_protobuf_upb(body: bytes, ctx: DecodeContext) -> Decoded:
+    """The spans of an ``ExportTraceServiceRequest`` body, parsed by upb: any body, and every error."""
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
