@@ -171,6 +171,7 @@ FALLBACKS = {
     "a truncated body": _wrap_span(_span_bytes())[:-3],
     "a length beyond the body": _field(1, 2, b"")[:-1] + b"\x7f",
     "a varint of 11 bytes": _varint(1 << 3 | 0) + b"\xff" * 10 + b"\x01",
+    "a varint beyond 64 bits": _wrap_span(_span_bytes(_attr(b"k", _field(3, 0, b"\xff" * 9 + b"\x7f")))),
     "field number zero": b"\x02\x00",
 }
 

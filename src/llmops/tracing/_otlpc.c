@@ -39,6 +39,7 @@ static int read_varint(Reader *r, uint64_t *out) {
     for (int shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end) return -1;
         uint8_t b = *r->p++;
+        if (shift == 63 && b > 1) return -1; /* bits beyond 64 */
         v |= (uint64_t)(b & 0x7F) << shift;
         if (!(b & 0x80)) {
             *out = v;
