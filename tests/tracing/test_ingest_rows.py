@@ -238,22 +238,38 @@ def test_search_rows_one_per_trace_within_the_size_cap() -> None:
     """Spans of two traces interleaved: one row per trace, texts in span order; a trace whose text passes
     MAX_SEARCH_CHARS continues in a new row (nothing dropped, no row over the cap)."""
     sp = _text_span
-    big = "w" * (MAX_SEARCH_CHARS // 2)
+    big, other = "w" * (MAX_SEARCH_CHARS // 2), "v" * (MAX_SEARCH_CHARS // 2)
     batch = [
         sp("a", 1, "one"),
         sp("b", 2, "uno"),
         sp("a", 3, None),
         sp("a", 4, "two"),
         sp("b", 5, big),
-        sp("b", 6, big),
+        sp("b", 6, other),
         sp("b", 7, "fin"),
     ]
     rows = search_rows(batch)
     assert ("p", "a", f"{1:016x}", "one\ntwo") in rows
     b_rows = [r for r in rows if r[1] == "b"]
     assert all(len(r[3]) <= MAX_SEARCH_CHARS for r in rows)
-    assert "\n".join(r[3] for r in b_rows).split("\n") == ["uno", big, big, "fin"]
+    assert "\n".join(r[3] for r in b_rows).split("\n") == ["uno", big, other, "fin"]
     assert len(rows) == 3 and b_rows[0][2] == f"{2:016x}"
+
+
+def test_search_rows_write_a_string_a_trace_repeats_once() -> None:
+    """A chain's input passed on to its model call: FTS5 keeps a word once per document anyway, so the repeat
+    is left out of the trace's row; another trace with the same text still gets it."""
+    prompt = "summarise the quarterly report"
+    rows = search_rows(
+        [
+            _text_span("a", 1, prompt),
+            _text_span("a", 2, prompt),
+            _text_span("a", 3, "an answer"),
+            _text_span("a", 4, prompt),
+            _text_span("b", 5, prompt),
+        ]
+    )
+    assert sorted((r[1], r[3]) for r in rows) == [("a", f"{prompt}\nan answer"), ("b", prompt)]
 
 
 def test_search_rows_never_mix_projects_sharing_a_trace_id() -> None:
