@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmops.tracing._native import native
 from llmops.tracing._otlp import DecodeContext, decode_protobuf
 from llmops.tracing._sql import _SPAN_COLS, _TRACE_FIELDS, SqlTraceStore
 from llmops.tracing._sql_query import MAX_SEARCH_CHARS, search_rows
@@ -296,6 +298,15 @@ def test_grouped_trigger_search_finds_exactly_the_triggers(triggers: list[bytes]
     literals, patterns = _blob_searches(triggers)
     found = any(t in blob for t in literals) or any(p.search(blob) is not None for p in patterns)
     assert found == any(t in blob for t in triggers)
+
+
+@pytest.mark.skipif(native is None, reason="native helpers not built")
+@given(st.lists(_bytes, max_size=8), st.binary(max_size=40).map(lambda b: bytes(97 + c % 5 for c in b)))
+def test_native_trigger_search_finds_exactly_the_triggers(triggers: list[bytes], blob: bytes) -> None:
+    """Property: the native one-pass search (a bitmap of two-byte prefixes, memchr for one byte) reports a hit
+    exactly when some trigger is a substring of the blob, at its very end too."""
+    assert native is not None
+    assert native.contains_any(blob, tuple(triggers)) == any(t in blob for t in triggers)
 
 
 def test_spans_with_the_same_keys_are_mapped_by_their_own_values() -> None:

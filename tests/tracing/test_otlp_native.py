@@ -16,12 +16,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 
 from llmops.core.errors import InvalidInputError
-from llmops.tracing import _otlp
+from llmops.tracing._native import native
 from llmops.tracing._otlp import DecodeContext, Decoded, decode_protobuf, decode_protobuf_upb
 from tests.support import otlp
 
 CTX = DecodeContext("p", "k", 1_000)
-native = pytest.mark.skipif(_otlp._otlpc is None, reason="native decoder not built")
+needs_native = pytest.mark.skipif(native is None, reason="native helpers not built")
 
 
 def _outcome(body: bytes, decode: object) -> tuple[str, ...]:
@@ -38,13 +38,13 @@ def _same(body: bytes) -> None:
 
 
 def _takes(body: bytes) -> bool:
-    assert _otlp._otlpc is not None
-    return _otlp._otlpc.decode(body, CTX.max_value_chars) is not None
+    assert native is not None
+    return native.decode(body, CTX.max_value_chars) is not None
 
 
 def test_the_native_decoder_is_built_by_the_install() -> None:
     """`make test` installs with a C compiler: a missing decoder would silently cost ingest its speed."""
-    assert _otlp._otlpc is not None
+    assert native is not None
 
 
 def _sdk_body() -> bytes:
@@ -65,7 +65,7 @@ def _sdk_body() -> bytes:
     return encode_spans(exporter.get_finished_spans()).SerializeToString()
 
 
-@native
+@needs_native
 def test_spans_from_the_opentelemetry_sdk_decode_the_same() -> None:
     body = _sdk_body()
     assert _takes(body)
@@ -106,7 +106,7 @@ def _every_kind_body() -> bytes:
     return req.SerializeToString()
 
 
-@native
+@needs_native
 def test_every_attribute_kind_and_per_span_rejections_decode_the_same() -> None:
     body = _every_kind_body()
     assert _takes(body)
@@ -176,7 +176,7 @@ FALLBACKS = {
 }
 
 
-@native
+@needs_native
 @pytest.mark.parametrize("case", list(FALLBACKS))
 def test_unusual_bodies_fall_back_to_upb(case: str) -> None:
     body = FALLBACKS[case]
@@ -184,7 +184,7 @@ def test_unusual_bodies_fall_back_to_upb(case: str) -> None:
     _same(body)
 
 
-@native
+@needs_native
 def test_unknown_fields_of_newer_versions_are_skipped() -> None:
     unknown = _field(99, 2, b"future") + _field(98, 0, b"\x05") + _field(97, 5, b"\x00\x00\x00\x00")
     body = _wrap_span(_span_bytes(unknown, _attr(b"k", _field(2, 0, b"\x01") + _field(99, 1, b"\x00" * 8))))
@@ -193,7 +193,7 @@ def test_unknown_fields_of_newer_versions_are_skipped() -> None:
     _same(body)
 
 
-@native
+@needs_native
 def test_randomly_corrupted_bodies_decode_the_same_or_fall_back() -> None:
     """Flipped, inserted and cut bytes: never a crash, and the native answer always equals upb's."""
     rng = random.Random(20261129)

@@ -1,7 +1,7 @@
 """OTLP/HTTP trace payloads: decoding ``ExportTraceServiceRequest`` (protobuf or JSON) into spans, and the
 response bodies the spec asks for.
 
-- Protobuf is decoded by the native decoder ``_otlpc`` (C, built at install; see its header) when it is built and
+- Protobuf is decoded by the native decoder (``_otlpc.c``, built at install; see its header) when it is built and
   the body is in the plain encoding exporters write, else parsed by ``opentelemetry-proto`` (upb), which also
   decides every error; both give the same spans (tests compare them). JSON is walked as a dict, never through
   ``json_format.Parse``, because OTLP/JSON ids are hex (not base64), 64-bit integers may be strings, and
@@ -32,13 +32,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llmops.core.errors import InvalidInputError
+from llmops.tracing._native import native
 from llmops.tracing.models import Span
 from llmops.tracing.semconv import build_span
-
-try:
-    from llmops.tracing import _otlpc
-except ImportError:  # not built (no C compiler at install, or LLMOPS_PURE_PYTHON=1): upb decodes every body
-    _otlpc = None  # type: ignore[assignment]
 
 log = logging.getLogger("llmops.tracing")
 MAX_ERRORS_REPORTED = 5
@@ -193,8 +189,8 @@ def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope
 def decode_protobuf(body: bytes, ctx: DecodeContext) -> Decoded:
     """The spans of an ``ExportTraceServiceRequest`` body: through the native decoder when it is built and takes the
     body, else through upb (:func:`decode_protobuf_upb`)."""
-    if _otlpc is not None:
-        groups = _otlpc.decode(body, ctx.max_value_chars)
+    if native is not None:
+        groups = native.decode(body, ctx.max_value_chars)
         if groups is not None:
             return _decode_native(groups, ctx)
     return decode_protobuf_upb(body, ctx)

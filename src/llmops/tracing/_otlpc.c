@@ -1,4 +1,5 @@
-/* Native decoder of OTLP ExportTraceServiceRequest protobuf bodies (ingest's hottest loop).
+/* Native helpers of OTLP ingest's hottest loops: a decoder of ExportTraceServiceRequest protobuf bodies, and the
+ * redaction pre-check's search for trigger strings (contains_any, at the end).
  *
  * decode(body: bytes, max_value_chars: int) -> list | None
  *
@@ -566,8 +567,58 @@ fallback:
     Py_RETURN_NONE;
 }
 
+/* --- redaction pre-check --------------------------------------------------------------------------------- */
+
+/* contains_any(body: bytes, needles: tuple[bytes, ...]) -> bool: whether any needle occurs in body. One pass over
+ * the body for all needles of two bytes or more (a bitmap of their first two bytes, then a compare), memchr for
+ * one-byte needles; the Python fallback runs one substring search per needle. */
+static PyObject *contains_any(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer body;
+    PyObject *needles;
+    if (!PyArg_ParseTuple(args, "y*O!", &body, &PyTuple_Type, &needles)) return NULL;
+    const uint8_t *b = (const uint8_t *)body.buf;
+    Py_ssize_t n = body.len, count = PyTuple_GET_SIZE(needles);
+    uint8_t first_two[65536 / 8];
+    memset(first_two, 0, sizeof first_two);
+    int found = 0, multi = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, k);
+        if (!PyBytes_Check(needle)) {
+            PyBuffer_Release(&body);
+            PyErr_SetString(PyExc_TypeError, "needles must be bytes");
+            return NULL;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(needle);
+        const uint8_t *t = (const uint8_t *)PyBytes_AS_STRING(needle);
+        if (len == 0) {
+            found = 1; /* b"" in body */
+        } else if (len == 1) {
+            found |= memchr(b, t[0], n) != NULL;
+        } else {
+            unsigned idx = t[0] | (unsigned)t[1] << 8;
+            first_two[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+            multi = 1;
+        }
+    }
+    for (Py_ssize_t i = 0; multi && !found && i + 1 < n; i++) {
+        unsigned idx = b[i] | (unsigned)b[i + 1] << 8;
+        if (!(first_two[idx >> 3] & (1u << (idx & 7)))) continue;
+        for (Py_ssize_t k = 0; k < count; k++) {
+            PyObject *needle = PyTuple_GET_ITEM(needles, k);
+            Py_ssize_t len = PyBytes_GET_SIZE(needle);
+            if (len >= 2 && len <= n - i && memcmp(b + i, PyBytes_AS_STRING(needle), len) == 0) {
+                found = 1;
+                break;
+            }
+        }
+    }
+    PyBuffer_Release(&body);
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode an OTLP ExportTraceServiceRequest body (None: use upb)."},
+    {"contains_any", contains_any, METH_VARARGS, "Whether any of the needles (bytes) occurs in the body."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -34,6 +34,7 @@ import orjson
 
 from llmops.core.clock import Clock, SystemClock
 from llmops.core.errors import InvalidInputError
+from llmops.tracing._native import native
 from llmops.tracing.models import RedactionPolicy, Span, TraceSettings
 from llmops.tracing.store import SpanWriter, TraceSettingsStore
 
@@ -174,6 +175,7 @@ class Redactor:
         safe = all('"' not in t and "\\" not in t and t.isprintable() for t in self._triggers)
         blob_triggers = [t.encode() for t in self._triggers] if self._triggers and safe and not self._always else None
         self._blob_searches = _blob_searches(blob_triggers) if blob_triggers else None
+        self._blob_triggers = tuple(dict.fromkeys(blob_triggers or ()))
 
     @property
     def active(self) -> bool:
@@ -191,6 +193,8 @@ class Redactor:
         patterns, phone and card numbers)."""
         if self._blob_searches is None or _JSON_ESCAPE.search(body):
             return False
+        if native is not None:  # one pass for every trigger
+            return not native.contains_any(body, self._blob_triggers)
         literals, patterns = self._blob_searches
         return not any(t in body for t in literals) and not any(p.search(body) for p in patterns)
 
