@@ -27,7 +27,7 @@ class NativeDecoderHook(BuildHookInterface):  # type: ignore[type-arg]
         compiler = shlex.split(str(sysconfig.get_config_var("CC") or "cc"))
         command = [
             *compiler,
-            *("-shared", "-fPIC", "-O2", "-fno-strict-aliasing", "-Wall", "-Werror"),
+            *("-shared", "-fPIC", "-O2", "-fno-strict-aliasing", "-Wall"),
             "-I" + sysconfig.get_paths()["include"],
             str(source),
             "-o",
