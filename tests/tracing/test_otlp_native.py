@@ -17,7 +17,7 @@ from opentelemetry.trace import Link, Status, StatusCode
 
 from llmops.core.errors import InvalidInputError
 from llmops.tracing._native import native
-from llmops.tracing._otlp import DecodeContext, Decoded, decode_protobuf, decode_protobuf_upb
+from llmops.tracing._otlp import DecodeContext, Decoded, _varint, decode_protobuf, decode_protobuf_upb
 from tests.support import otlp
 
 CTX = DecodeContext("p", "k", 1_000)
@@ -120,15 +120,6 @@ def test_every_attribute_kind_and_per_span_rejections_decode_the_same() -> None:
 def _field(number: int, wire: int, payload: bytes) -> bytes:
     tag = _varint(number << 3 | wire)
     return tag + (_varint(len(payload)) + payload if wire == 2 else payload)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _wrap_span(span_bytes: bytes) -> bytes:

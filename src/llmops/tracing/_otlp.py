@@ -155,6 +155,37 @@ def _check_span(ids: tuple[str, str, str | None], start: int, end: int, name: st
         raise _too_long(limit)
 
 
+def _span(
+    ctx: DecodeContext,
+    resource: dict[str, Any] | None,
+    scope: tuple[str, str],
+    ids: tuple[str, str, str | None],
+    name: str,
+    times: tuple[int, int],
+    status: tuple[int, str],
+    kind: int,
+    attrs: dict[str, Any],
+    events: list[dict[str, Any]] | None,
+    links: list[dict[str, Any]] | None,
+) -> Span:
+    """The canonical span of one decoded OTLP span (each decoder's last step)."""
+    return build_span(
+        project_id=ctx.project_id,
+        key_id=ctx.key_id,
+        ids=ids,
+        name=name,
+        start_ns=times[0],
+        end_ns=times[1],
+        status=status,
+        otel_kind=kind,
+        attrs=attrs,
+        resource=resource,
+        scope=scope,
+        events=events,
+        links=links,
+    )
+
+
 def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope: tuple[str, str]) -> Span:
     ids = (sp.trace_id.hex(), sp.span_id.hex(), sp.parent_span_id.hex() or None)
     start, end, name, limit = sp.start_time_unix_nano, sp.end_time_unix_nano, sp.name, ctx.max_value_chars
@@ -168,21 +199,9 @@ def _pb_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, scope
         ]
     if pb_links:
         links = [{"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex()} for lk in pb_links]
-    status = sp.status
-    return build_span(
-        project_id=ctx.project_id,
-        key_id=ctx.key_id,
-        ids=ids,
-        name=name,
-        start_ns=start,
-        end_ns=end,
-        status=(status.code, status.message),
-        otel_kind=sp.kind,
-        attrs=_pb_attrs(sp.attributes, limit),
-        resource=resource,
-        scope=scope,
-        events=events,
-        links=links,
+    status, attrs = sp.status, _pb_attrs(sp.attributes, limit)
+    return _span(
+        ctx, resource, scope, ids, name, (start, end), (status.code, status.message), sp.kind, attrs, events, links
     )
 
 
@@ -210,20 +229,8 @@ def _decode_native(groups: list[Any], ctx: DecodeContext) -> Decoded:
                 try:
                     _check_span(ids, start, end, name, limit)
                     keep(
-                        build_span(
-                            project_id=ctx.project_id,
-                            key_id=ctx.key_id,
-                            ids=ids,
-                            name=name,
-                            start_ns=start,
-                            end_ns=end,
-                            status=(code, message),
-                            otel_kind=kind,
-                            attrs=attrs,
-                            resource=resource,
-                            scope=scope,
-                            events=events,
-                            links=links,
+                        _span(
+                            ctx, resource, scope, ids, name, (start, end), (code, message), kind, attrs, events, links
                         )
                     )
                 except SpanRejected as exc:
@@ -396,20 +403,18 @@ def _json_span(sp: Any, ctx: DecodeContext, resource: dict[str, Any] | None, sco
     message = status.get("message", "") if isinstance(status, dict) else ""
     kind = sp.get("kind", 0)
     events, links = _json_events(sp, ctx.max_value_chars)
-    return build_span(
-        project_id=ctx.project_id,
-        key_id=ctx.key_id,
-        ids=(trace_id, span_id, parent),
-        name=name,
-        start_ns=start,
-        end_ns=end,
-        status=(code if isinstance(code, int) else 0, message if isinstance(message, str) else str(message)),
-        otel_kind=kind if isinstance(kind, int) else 0,
-        attrs=_json_attrs(sp.get("attributes"), ctx.max_value_chars),
-        resource=resource,
-        scope=scope,
-        events=events,
-        links=links,
+    return _span(
+        ctx,
+        resource,
+        scope,
+        (trace_id, span_id, parent),
+        name,
+        (start, end),
+        (code if isinstance(code, int) else 0, message if isinstance(message, str) else str(message)),
+        kind if isinstance(kind, int) else 0,
+        _json_attrs(sp.get("attributes"), ctx.max_value_chars),
+        events,
+        links,
     )
 
 

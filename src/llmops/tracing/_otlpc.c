@@ -141,6 +141,18 @@ static int skip_attributes(Ctx *c, Reader *r, uint32_t wire) {
     return rc;
 }
 
+/* Append a new reference (NULL: the call that made it failed) to *list, creating the list when NULL. */
+static int append_to(PyObject **list, PyObject *item) {
+    if (item == NULL) return -1;
+    if (*list == NULL && (*list = PyList_New(0)) == NULL) {
+        Py_DECREF(item);
+        return -1;
+    }
+    int rc = PyList_Append(*list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
 static PyObject *array_value(Ctx *c, Reader r, int depth) {
     PyObject *list = PyList_New(0);
     if (list == NULL) return NULL;
@@ -149,12 +161,7 @@ static PyObject *array_value(Ctx *c, Reader r, int depth) {
         if (read_tag(&r, &field, &wire) < 0) goto fail;
         if (field == 1) {
             Reader sub;
-            if (wire != 2 || read_len(&r, &sub) < 0) goto fail;
-            PyObject *item = any_value(c, sub, depth + 1);
-            if (item == NULL) goto fail;
-            int rc = PyList_Append(list, item);
-            Py_DECREF(item);
-            if (rc < 0) goto fail;
+            if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&list, any_value(c, sub, depth + 1)) < 0) goto fail;
         } else if (skip_field(&r, wire) < 0) {
             goto fail;
         }
@@ -363,16 +370,6 @@ static PyObject *span_link(Ctx *c, Reader r) {
     return Py_BuildValue("{s:N,s:N}", "trace_id", hex(&trace), "span_id", hex(&span));
 }
 
-static int append_new(PyObject **list, PyObject *item) {
-    if (item == NULL) return -1;
-    if (*list == NULL && (*list = PyList_New(0)) == NULL) {
-        Py_DECREF(item);
-        return -1;
-    }
-    int rc = PyList_Append(*list, item);
-    Py_DECREF(item);
-    return rc;
-}
 
 static PyObject *span(Ctx *c, Reader r) {
     Reader trace = {r.p, r.p}, id = {r.p, r.p}, parent = {r.p, r.p}, name = {r.p, r.p};
@@ -398,10 +395,10 @@ static PyObject *span(Ctx *c, Reader r) {
                 if (wire != 2 || read_len(&r, &sub) < 0 || key_values(c, sub, attrs, 0) < 0) goto fail;
                 break;
             case 11:
-                if (wire != 2 || read_len(&r, &sub) < 0 || append_new(&events, event(c, sub)) < 0) goto fail;
+                if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&events, event(c, sub)) < 0) goto fail;
                 break;
             case 13:
-                if (wire != 2 || read_len(&r, &sub) < 0 || append_new(&links, span_link(c, sub)) < 0) goto fail;
+                if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&links, span_link(c, sub)) < 0) goto fail;
                 break;
             case 15: /* Status: 2 message, 3 code */
                 if (wire != 2 || has_status || read_len(&r, &sub) < 0) goto fail;
@@ -466,12 +463,7 @@ static PyObject *scope_spans(Ctx *c, Reader r) {
                 }
             }
         } else if (field == 2) {
-            if (wire != 2 || read_len(&r, &sub) < 0) goto fail;
-            PyObject *s = span(c, sub);
-            if (s == NULL) goto fail;
-            int rc = PyList_Append(spans, s);
-            Py_DECREF(s);
-            if (rc < 0) goto fail;
+            if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&spans, span(c, sub)) < 0) goto fail;
         } else if (field == 3) {
             if (skip_string(&r, wire) < 0) goto fail;
         } else if (skip_field(&r, wire) < 0) {
@@ -514,12 +506,7 @@ static PyObject *resource_spans(Ctx *c, Reader r) {
                 }
             }
         } else if (field == 2) {
-            if (wire != 2 || read_len(&r, &sub) < 0) goto fail;
-            PyObject *s = scope_spans(c, sub);
-            if (s == NULL) goto fail;
-            int rc = PyList_Append(scopes, s);
-            Py_DECREF(s);
-            if (rc < 0) goto fail;
+            if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&scopes, scope_spans(c, sub)) < 0) goto fail;
         } else if (field == 3) {
             if (skip_string(&r, wire) < 0) goto fail;
         } else if (skip_field(&r, wire) < 0) {
@@ -545,12 +532,7 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
         Reader sub;
         if (read_tag(&r, &field, &wire) < 0) goto fallback;
         if (field == 1) {
-            if (wire != 2 || read_len(&r, &sub) < 0) goto fallback;
-            PyObject *rs = resource_spans(&c, sub);
-            if (rs == NULL) goto fallback;
-            int rc = PyList_Append(out, rs);
-            Py_DECREF(rs);
-            if (rc < 0) goto fallback;
+            if (wire != 2 || read_len(&r, &sub) < 0 || append_to(&out, resource_spans(&c, sub)) < 0) goto fallback;
         } else if (skip_field(&r, wire) < 0) {
             goto fallback;
         }
