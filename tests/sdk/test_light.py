@@ -278,3 +278,73 @@ def test_links_type_is_otel_link(sdk: Recorded) -> None:
         trace.get_current_span().add_link(SpanContext(TRACE_ID, REMOTE_SPAN_ID, True, TraceFlags(1)))
     assert all(isinstance(link, Link) for link in sdk.one("linked").links)
     assert _names(sdk.spans()) == ["linked"]
+
+
+def _sampled_sdk(monkeypatch: pytest.MonkeyPatch, sampler: str, arg: str | None = None) -> Recorded:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    if arg is not None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    exporter = InMemorySpanExporter()
+    llmops.init(exporter=exporter, set_global_provider=False)
+    return Recorded(exporter)
+
+
+def _traced_calls(n: int) -> list[str]:
+    """``n`` root calls, each with an observed child, a ``span()`` block and an SDK span inside; the traceparent
+    header each root would propagate."""
+
+    @llmops.observe
+    def child(i: int) -> int:
+        with _sdk_tracer().start_as_current_span("sdk call"):
+            return i
+
+    @llmops.observe
+    def root(i: int) -> str:
+        with llmops.span("block"):
+            child(i)
+        return llmops.trace_headers()["traceparent"] if llmops.trace_headers() else ""
+
+    return [root(i) for i in range(n)]
+
+
+def test_roots_follow_the_traces_sampler_and_their_spans_follow_the_root(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_TRACES_SAMPLER=parentbased_traceidratio at 0.25: the roots kept are exactly those whose trace id the
+    ratio rule keeps, each kept trace is whole (root, block, child, SDK span), and a dropped root drops everything
+    under it, SDK spans and the propagated sampled flag included."""
+    sdk = _sampled_sdk(monkeypatch, "parentbased_traceidratio", "0.25")
+    try:
+        headers = _traced_calls(400)
+        spans = sdk.spans()
+    finally:
+        llmops.shutdown()
+    bound = round(0.25 * 2**64)
+    by_trace: dict[int, list[str]] = {}
+    for s in spans:
+        assert s.context is not None
+        by_trace.setdefault(s.context.trace_id, []).append(s.name)
+    propagated = {int(h.split("-")[1], 16): h.endswith("-01") for h in headers if h}
+    assert len(propagated) == 400
+    kept = {t for t, sampled in propagated.items() if sampled}
+    assert kept == {t for t in propagated if t & (2**64 - 1) < bound}  # the TraceIdRatioBased rule
+    assert set(by_trace) == kept and 50 < len(kept) < 150
+    assert all(sorted(names) == ["block", "child", "root", "sdk call"] for names in by_trace.values())
+
+
+def test_always_off_records_nothing_and_every_call_still_runs(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    sdk = _sampled_sdk(monkeypatch, "always_off")
+    try:
+        headers = _traced_calls(20)
+
+        @llmops.observe
+        def fails() -> None:
+            raise ValueError("still raised")
+
+        with pytest.raises(ValueError, match="still raised"):
+            fails()
+        spans = sdk.spans()
+    finally:
+        llmops.shutdown()
+    assert spans == []
+    assert all(h.endswith("-00") for h in headers)

@@ -21,9 +21,12 @@ code) mark the span ``dirty``: its attributes are then validated (invalid values
 the background thread turns it into a ``ReadableSpan``; what the SDK writes itself (kind, tags, content
 strings, inherited ids) is valid by construction and skips that pass.
 
-Sampling: light spans are always recorded, except under a valid parent that is not sampled (a remote
-``traceparent`` with flags ``00``), where no span is made at all (the SDK's default ``ParentBased(ALWAYS_ON)``
-sampler would make a non-recording one). ``OTEL_TRACES_SAMPLER`` is not consulted.
+Sampling: a root light span asks the sampler of the SDK's provider (``OTEL_TRACES_SAMPLER`` /
+``OTEL_TRACES_SAMPLER_ARG``) when it is not the default ``ParentBased(ALWAYS_ON)``; the default costs nothing on
+the hot path. A root it drops becomes a :class:`DroppedSpan`: attached like a span, so what runs
+under it sees an unsampled parent, and never exported. Every other light span follows its parent: under a valid
+parent that is not sampled (a dropped root, a remote ``traceparent`` with flags ``00``) no span is made at all
+(the SDK would make a non-recording one), and the call just runs.
 
 This module imports the OpenTelemetry API only (``import llmops`` + ``@observe`` stay light).
 """
@@ -42,7 +45,7 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util import types
 
 from llmops.sdk._attributes import INHERITED
@@ -50,6 +53,7 @@ from llmops.sdk._attributes import INHERITED
 log = logging.getLogger("llmops.sdk")
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 UNSET_STATUS = Status(StatusCode.UNSET)
 # the key OpenTelemetry stores the current span under (it carries a random suffix): read through the public API
 SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
@@ -226,9 +230,42 @@ class LightSpan(Span):
         return f"LightSpan(name={self.name!r}, trace_id=0x{self.trace_id:032x}, span_id=0x{self.span_id:016x})"
 
 
-def start_span(name: str, attrs: dict[str, Any], ctx: Context, sink: SpanSink) -> LightSpan | None:
+class DroppedSpan(LightSpan):
+    """A root span the sampler dropped. Attached like any span, so the spans of what runs under it see an
+    unsampled parent (light spans are not made, SDK spans and propagated ``traceparent`` headers are not
+    sampled); never recorded or exported: it is born ended, which makes every mutator a no-op."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, trace_id: int, sink: SpanSink) -> None:
+        super().__init__(name, trace_id, None, None, {}, sink)
+        self.end_ns = self.start_ns
+
+    def get_span_context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = SpanContext(self.trace_id, self.span_id, False, NOT_SAMPLED, self.trace_state)
+        return ctx
+
+
+class RootSampler(Protocol):
+    """What light spans need of an OpenTelemetry SDK ``Sampler``."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: types.Attributes = None,
+    ) -> Any: ...
+
+
+def start_span(
+    name: str, attrs: dict[str, Any], ctx: Context, sink: SpanSink, sampler: RootSampler | None = None
+) -> LightSpan | None:
     """A light span child of the current span of ``ctx`` (None under an unsampled parent). ``attrs`` is owned
-    by the span from now on."""
+    by the span from now on. ``sampler`` decides roots (None: every root is sampled)."""
     parent = ctx.get(SPAN_KEY)
     if type(parent) is LightSpan:
         parent_attrs = parent.attrs
@@ -237,15 +274,29 @@ def start_span(name: str, attrs: dict[str, Any], ctx: Context, sink: SpanSink) -
                 attrs[key] = parent_attrs[key]
         return LightSpan(name, parent.trace_id, parent, parent.trace_state, attrs, sink)
     if parent is None or not isinstance(parent, Span):
-        return LightSpan(name, getrandbits(128) or 1, None, None, attrs, sink)
-    return _under_foreign_parent(name, attrs, parent, sink)
+        return _root(name, attrs, sink, sampler)
+    return _under_foreign_parent(name, attrs, parent, sink, sampler)
 
 
-def _under_foreign_parent(name: str, attrs: dict[str, Any], parent: Span, sink: SpanSink) -> LightSpan | None:
+def _root(name: str, attrs: dict[str, Any], sink: SpanSink, sampler: RootSampler | None) -> LightSpan:
+    trace_id = getrandbits(128) or 1
+    if sampler is None:
+        return LightSpan(name, trace_id, None, None, attrs, sink)
+    result = sampler.should_sample(None, trace_id, name, SpanKind.INTERNAL, attrs)
+    if not result.decision.is_sampled():
+        return DroppedSpan(name, trace_id, sink)
+    if result.attributes:
+        attrs.update(result.attributes)
+    return LightSpan(name, trace_id, None, result.trace_state, attrs, sink)
+
+
+def _under_foreign_parent(
+    name: str, attrs: dict[str, Any], parent: Span, sink: SpanSink, sampler: RootSampler | None
+) -> LightSpan | None:
     """Under an OpenTelemetry SDK span, a remote (propagated) context or the invalid span."""
     parent_ctx = parent.get_span_context()
     if not parent_ctx.is_valid:
-        return LightSpan(name, getrandbits(128) or 1, None, None, attrs, sink)
+        return _root(name, attrs, sink, sampler)
     if not parent_ctx.trace_flags.sampled:
         return None
     parent_attrs = getattr(parent, "attributes", None) if parent.is_recording() else None

@@ -104,7 +104,7 @@ def _start(
         bound = spec.args(args, kwargs)
         if bound:
             attrs[INPUT_VALUE], attrs[INPUT_MIME] = as_text(bound, rt.max_content_bytes)
-    return start_span(spec.name, attrs, ctx, rt.spans)
+    return start_span(spec.name, attrs, ctx, rt.spans, rt.sampler)
 
 
 def _end(rt: runtime.Runtime, spec: _Spec, span: LightSpan, result: Any) -> None:

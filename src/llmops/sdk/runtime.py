@@ -40,6 +40,7 @@ from llmops.core.errors import ConfigError
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
     from opentelemetry.trace import Tracer
 
     from llmops.sdk._light_export import LightExport
@@ -63,6 +64,7 @@ class Runtime:
     max_content_bytes: int
     scores: ScoreSender | None
     spans: LightExport  # where ended light spans go
+    sampler: Sampler | None  # decides root light spans; None: the default ParentBased(ALWAYS_ON), all sampled
 
 
 _runtime: Runtime | None = None  # read on every observed call: one global lookup, no lock
@@ -115,7 +117,7 @@ def init(
     provider, light = _provider(exporter, span_processors, service_name=service_name, batch=batch)
     scores = _score_sender(url, key, provider, light, score_transport, export_timeout_s)
     tracer = provider.get_tracer(TRACER_NAME)
-    runtime = Runtime(provider, tracer, url, capture_content, max_content_bytes, scores, light)
+    runtime = Runtime(provider, tracer, url, capture_content, max_content_bytes, scores, light, _root_sampler(provider))
     with _lock:
         previous, _runtime = _runtime, runtime
         _register_atexit()
@@ -174,6 +176,15 @@ def _provider(
         interval_s=min(delay_ms / 1000, 0.2),
     )
     return provider, light
+
+
+def _root_sampler(provider: TracerProvider) -> Sampler | None:
+    """The provider's sampler (``OTEL_TRACES_SAMPLER``), or None for the default ``ParentBased(ALWAYS_ON)``, which
+    samples every root: light spans then skip the sampler call."""
+    from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+
+    sampler = provider.sampler
+    return None if sampler.get_description() == DEFAULT_ON.get_description() else sampler
 
 
 def _score_sender(

@@ -158,11 +158,11 @@ class SpanScope:
         if rt is None:
             return ObservedSpan(trace.INVALID_SPAN, 0, False)
         ctx = current_context()
-        light = start_span(self._name, dict(self._attributes), ctx, rt.spans)
+        light = start_span(self._name, dict(self._attributes), ctx, rt.spans, rt.sampler)
         if light is None:  # under a parent that is not sampled: nothing recorded, the parent stays current
             return ObservedSpan(trace.get_current_span(ctx), 0, False)
         light.dirty = self._dirty
-        handle = ObservedSpan(light, rt.max_content_bytes, rt.capture_content)
+        handle = ObservedSpan(light, rt.max_content_bytes, rt.capture_content and light.is_recording())
         if self._input is not _UNSET:
             handle.set_input(self._input)
         self._span = light
