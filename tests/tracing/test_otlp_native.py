@@ -142,11 +142,30 @@ def _attr(key: bytes, value: bytes) -> bytes:
     return _field(9, 2, _field(1, 2, key) + _field(2, 2, value))
 
 
-def _nested_array(depth: int) -> bytes:
-    value = _field(1, 2, b"leaf")
+def _nested_array(depth: int, leaf: bytes = _field(1, 2, b"leaf")) -> bytes:
+    value = leaf
     for _ in range(depth):
         value = _field(5, 2, _field(1, 2, value))
     return value
+
+
+@needs_native
+@pytest.mark.parametrize("depth", [31, 32, 33, 34])
+@pytest.mark.parametrize(
+    "leaf",
+    [
+        _field(1, 2, b"s"),
+        _field(3, 0, b"\x07"),
+        _field(7, 2, b"\x01"),
+        b"",
+        _field(6, 2, b""),
+        _field(6, 2, _field(1, 2, _field(1, 2, b"k"))),  # a map holding a key without a value
+    ],
+    ids=repr,
+)
+def test_values_at_the_nesting_limit_decode_the_same(depth: int, leaf: bytes) -> None:
+    """Around MAX_DEPTH the Python mapping keeps scalars but rejects bytes, unset values and containers."""
+    _same(_wrap_span(_span_bytes(_attr(b"k", _nested_array(depth, leaf)))))
 
 
 FALLBACKS = {
@@ -157,6 +176,8 @@ FALLBACKS = {
     "nesting deeper than the limit": _wrap_span(_span_bytes(_attr(b"k", _nested_array(40)))),
     "status twice (merged)": _wrap_span(_span_bytes(_field(15, 2, _field(3, 0, b"\x02")), _field(15, 2, b""))),
     "a KeyValue with two values": _wrap_span(_span_bytes(_field(9, 2, _field(2, 2, b"") + _field(2, 2, b"")))),
+    "a value with two members": _wrap_span(_span_bytes(_attr(b"k", _field(5, 2, b"\x0a\x01") + _field(1, 2, b"x")))),
+    "a span name twice": _wrap_span(_span_bytes(_field(5, 2, b"\xff"))),  # upb checks the first one too
     "a group wire type": _wrap_span(_span_bytes(_varint(99 << 3 | 3), _varint(99 << 3 | 4))),
     "a known field with another wire type": _wrap_span(_span_bytes(_field(6, 2, b"x"))),
     "a truncated body": _wrap_span(_span_bytes())[:-3],
@@ -188,8 +209,9 @@ def test_unknown_fields_of_newer_versions_are_skipped() -> None:
 def test_randomly_corrupted_bodies_decode_the_same_or_fall_back() -> None:
     """Flipped, inserted and cut bytes: never a crash, and the native answer always equals upb's."""
     rng = random.Random(20261129)
-    seeds = [_sdk_body(), _every_kind_body()]
-    for _ in range(1_500):
+    deep = [_wrap_span(_span_bytes(_attr(b"k", _nested_array(d, _field(7, 2, b"x"))))) for d in (31, 33)]
+    seeds = [_sdk_body(), _every_kind_body(), *deep]
+    for _ in range(3_000):
         body = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 4)):
             at = rng.randrange(len(body))

@@ -10,8 +10,9 @@
  *
  * It returns None (the caller then decodes with upb, which gives the exact answer and error) for anything outside
  * the plain encoding every OTLP exporter writes: malformed or truncated wire data, invalid UTF-8, group wire
- * types, a known field with an unexpected wire type, a singular message field that occurs twice (protobuf would
- * merge the two), attribute values nested deeper than MAX_DEPTH or longer than max_value_chars. So it never has
+ * types, a known field with an unexpected wire type, a singular string or message field or a second AnyValue
+ * member occurring twice (protobuf keeps the last or merges, and upb checks each occurrence, which this decoder
+ * would not), attribute values nested deeper than MAX_DEPTH or longer than max_value_chars. So it never has
  * to reproduce protobuf's rarer rules or ingest's rejection messages; it only makes the common case cheap.
  *
  * Every read is bounds-checked against the end of its enclosing message; nesting is bounded by MAX_DEPTH. */
@@ -68,6 +69,13 @@ static int read_len(Reader *r, Reader *sub) {
     sub->end = r->p + n;
     r->p += n;
     return 0;
+}
+
+/* A singular string field: a second occurrence falls back, since this decoder would check only the last one
+ * while upb checks (UTF-8) every one. ``str`` starts as {NULL, NULL} (absent: the empty string). */
+static int read_string_once(Reader *r, uint32_t wire, Reader *str) {
+    if (wire != 2 || str->p != NULL) return -1;
+    return read_len(r, str);
 }
 
 static int read_tag(Reader *r, uint32_t *field, uint32_t *wire) {
@@ -181,18 +189,18 @@ static PyObject *any_value(Ctx *c, Reader r, int depth) {
         uint32_t field, wire;
         if (read_tag(&r, &field, &wire) < 0) return NULL;
         switch (field) {
+            /* A second member (protobuf: the last one wins, a repeated message merges) falls back: this decoder
+             * would check only the one it keeps, while upb checks every one. */
             case 1: case 5: case 6: case 7:
-                if (wire != 2) return NULL;
-                if ((field == 5 || field == 6) && which == field) return NULL; /* a repeated message: merged */
-                if (read_len(&r, &last) < 0) return NULL;
+                if (wire != 2 || which != 0 || read_len(&r, &last) < 0) return NULL;
                 which = field;
                 break;
             case 2: case 3:
-                if (wire != 0 || read_varint(&r, &scalar) < 0) return NULL;
+                if (wire != 0 || which != 0 || read_varint(&r, &scalar) < 0) return NULL;
                 which = field;
                 break;
             case 4:
-                if (wire != 1 || read_fixed64(&r, &scalar) < 0) return NULL;
+                if (wire != 1 || which != 0 || read_fixed64(&r, &scalar) < 0) return NULL;
                 which = field;
                 break;
             case 8: /* string_value_strindex (profiles' string table): not read by ingest */
@@ -201,6 +209,8 @@ static PyObject *any_value(Ctx *c, Reader r, int depth) {
                 if (skip_field(&r, wire) < 0) return NULL;
         }
     }
+    /* Past MAX_DEPTH _otlp._pb_value rejects every member but the scalars: let it (fall back). */
+    if (depth > MAX_DEPTH && (which == 0 || which >= 5)) return NULL;
     switch (which) {
         case 0: Py_RETURN_NONE;
         case 1: {
@@ -216,10 +226,8 @@ static PyObject *any_value(Ctx *c, Reader r, int depth) {
             return PyFloat_FromDouble(d);
         }
         case 5:
-            if (depth > MAX_DEPTH) return NULL;
             return array_value(c, last, depth);
         case 6: {
-            if (depth > MAX_DEPTH) return NULL;
             PyObject *d = PyDict_New();
             if (d == NULL) return NULL;
             Reader list = last;
@@ -285,13 +293,13 @@ static PyObject *key_str(Ctx *c, const Reader *s) {
 
 /* One KeyValue into a dict (a later duplicate key replaces an earlier one, as in _pb_attrs). */
 static int key_values(Ctx *c, Reader r, PyObject *into, int depth) {
-    Reader key = {r.p, r.p}, value = {NULL, NULL};
+    Reader key = {NULL, NULL}, value = {NULL, NULL};
     int has_value = 0;
     while (r.p < r.end) {
         uint32_t field, wire;
         if (read_tag(&r, &field, &wire) < 0) return -1;
         if (field == 1) {
-            if (wire != 2 || read_len(&r, &key) < 0) return -1;
+            if (read_string_once(&r, wire, &key) < 0) return -1;
         } else if (field == 2) {
             if (wire != 2 || has_value || read_len(&r, &value) < 0) return -1;
             has_value = 1;
@@ -301,13 +309,8 @@ static int key_values(Ctx *c, Reader r, PyObject *into, int depth) {
     }
     PyObject *k = key_str(c, &key);
     if (k == NULL) return -1;
-    PyObject *v;
-    if (has_value) {
-        v = any_value(c, value, depth);
-    } else {
-        v = Py_None;
-        Py_INCREF(v);
-    }
+    Reader unset = {r.end, r.end}; /* no value: an empty AnyValue, as upb reads it */
+    PyObject *v = any_value(c, has_value ? value : unset, depth);
     if (v == NULL) {
         Py_DECREF(k);
         return -1;
@@ -322,7 +325,7 @@ static int key_values(Ctx *c, Reader r, PyObject *into, int depth) {
 
 /* An event as _otlp._pb_span builds it: {"name", "time_ns", "attributes"}. */
 static PyObject *event(Ctx *c, Reader r) {
-    Reader name = {r.p, r.p};
+    Reader name = {NULL, NULL};
     uint64_t time = 0;
     PyObject *attrs = PyDict_New();
     if (attrs == NULL) return NULL;
@@ -333,7 +336,7 @@ static PyObject *event(Ctx *c, Reader r) {
         if (field == 1) {
             if (wire != 1 || read_fixed64(&r, &time) < 0) goto fail;
         } else if (field == 2) {
-            if (wire != 2 || read_len(&r, &name) < 0) goto fail;
+            if (read_string_once(&r, wire, &name) < 0) goto fail;
         } else if (field == 3) {
             if (wire != 2 || read_len(&r, &sub) < 0 || key_values(c, sub, attrs, 0) < 0) goto fail;
         } else if (skip_field(&r, wire) < 0) {
@@ -372,8 +375,8 @@ static PyObject *span_link(Ctx *c, Reader r) {
 
 
 static PyObject *span(Ctx *c, Reader r) {
-    Reader trace = {r.p, r.p}, id = {r.p, r.p}, parent = {r.p, r.p}, name = {r.p, r.p};
-    Reader status_msg = {r.p, r.p};
+    Reader trace = {r.p, r.p}, id = {r.p, r.p}, parent = {r.p, r.p}, name = {NULL, NULL};
+    Reader status_msg = {NULL, NULL};
     uint64_t kind = 0, start = 0, end = 0, code = 0;
     int has_status = 0;
     PyObject *attrs = PyDict_New(), *events = NULL, *links = NULL;
@@ -387,7 +390,7 @@ static PyObject *span(Ctx *c, Reader r) {
             case 2: if (wire != 2 || read_len(&r, &id) < 0) goto fail; break;
             case 3: if (skip_string(&r, wire) < 0) goto fail; break;
             case 4: if (wire != 2 || read_len(&r, &parent) < 0) goto fail; break;
-            case 5: if (wire != 2 || read_len(&r, &name) < 0) goto fail; break;
+            case 5: if (read_string_once(&r, wire, &name) < 0) goto fail; break;
             case 6: if (wire != 0 || read_varint(&r, &kind) < 0) goto fail; break;
             case 7: if (wire != 1 || read_fixed64(&r, &start) < 0) goto fail; break;
             case 8: if (wire != 1 || read_fixed64(&r, &end) < 0) goto fail; break;
@@ -407,7 +410,7 @@ static PyObject *span(Ctx *c, Reader r) {
                     uint32_t f, w;
                     if (read_tag(&sub, &f, &w) < 0) goto fail;
                     if (f == 2) {
-                        if (w != 2 || read_len(&sub, &status_msg) < 0) goto fail;
+                        if (read_string_once(&sub, w, &status_msg) < 0) goto fail;
                     } else if (f == 3) {
                         if (w != 0 || read_varint(&sub, &code) < 0) goto fail;
                     } else if (skip_field(&sub, w) < 0) {
@@ -438,7 +441,7 @@ fail:
 }
 
 static PyObject *scope_spans(Ctx *c, Reader r) {
-    Reader name = {r.p, r.p}, version = {r.p, r.p};
+    Reader name = {NULL, NULL}, version = {NULL, NULL};
     int has_scope = 0;
     PyObject *spans = PyList_New(0);
     if (spans == NULL) return NULL;
@@ -453,9 +456,9 @@ static PyObject *scope_spans(Ctx *c, Reader r) {
                 uint32_t f, w;
                 if (read_tag(&sub, &f, &w) < 0) goto fail;
                 if (f == 1) {
-                    if (w != 2 || read_len(&sub, &name) < 0) goto fail;
+                    if (read_string_once(&sub, w, &name) < 0) goto fail;
                 } else if (f == 2) {
-                    if (w != 2 || read_len(&sub, &version) < 0) goto fail;
+                    if (read_string_once(&sub, w, &version) < 0) goto fail;
                 } else if (f == 3) {
                     if (skip_attributes(c, &sub, w) < 0) goto fail;
                 } else if (skip_field(&sub, w) < 0) {
