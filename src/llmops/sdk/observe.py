@@ -98,13 +98,14 @@ def _default_name(fn: Any) -> str:
 def _start(
     rt: runtime.Runtime, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: Context
 ) -> LightSpan | None:
-    """The call's span under the current span of ``ctx``, its input recorded (None: parent not sampled)."""
-    attrs: dict[str, Any] = spec.attributes.copy() if spec.attributes else {}
-    if spec.args is not None and (args or kwargs) and rt.capture_content:
+    """The call's span under the current span of ``ctx``, its input recorded (None: parent not sampled). The input
+    is serialised only once the span is known to be recorded (not for a root the sampler dropped)."""
+    span = start_span(spec.name, spec.attributes.copy() if spec.attributes else {}, ctx, rt.spans, rt.sampler)
+    if span is not None and spec.args is not None and (args or kwargs) and rt.capture_content and not span.end_ns:
         bound = spec.args(args, kwargs)
         if bound:
-            attrs[INPUT_VALUE], attrs[INPUT_MIME] = as_text(bound, rt.max_content_bytes)
-    return start_span(spec.name, attrs, ctx, rt.spans, rt.sampler)
+            span.attrs[INPUT_VALUE], span.attrs[INPUT_MIME] = as_text(bound, rt.max_content_bytes)
+    return span
 
 
 def _end(rt: runtime.Runtime, spec: _Spec, span: LightSpan, result: Any) -> None:

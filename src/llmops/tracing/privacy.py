@@ -175,7 +175,7 @@ class Redactor:
         safe = all('"' not in t and "\\" not in t and t.isprintable() for t in self._triggers)
         blob_triggers = [t.encode() for t in self._triggers] if self._triggers and safe and not self._always else None
         self._blob_searches = _blob_searches(blob_triggers) if blob_triggers else None
-        self._blob_triggers = tuple(dict.fromkeys(blob_triggers or ()))
+        self._blob_triggers = tuple(blob_triggers or ())  # already unique (self._triggers)
 
     @property
     def active(self) -> bool:
